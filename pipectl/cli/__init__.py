@@ -1,0 +1,76 @@
+"""The `pipectl` command: thin typer commands that parse, call the engine and hand results to a renderer.
+
+Nothing heavy is imported here: each command imports what it needs when it runs, so `pipectl --help`
+starts fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+import typer
+
+from pipectl import __version__
+from pipectl.cli import catalog, doctor
+from pipectl.errors import PipectlError
+from pipectl.redact import RedactingFilter, redactor
+
+app = typer.Typer(
+    name="pipectl",
+    help="Why is my pipeline's work stuck, and what exactly do I run to fix it?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command(name="doctor")(doctor.doctor)
+app.add_typer(catalog.checks_app, name="checks")
+app.add_typer(catalog.playbooks_app, name="playbooks")
+
+
+@app.command()
+def version() -> None:
+    """Print pipectl's version."""
+    typer.echo(__version__)
+
+
+INTERNAL_ERROR = 70
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: every error ends as one redacted line on stderr and a documented exit code."""
+    _configure_logging()
+    try:
+        result = app(args=argv, prog_name="pipectl", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        _error("aborted")
+        return 130
+    except click.ClickException as exc:
+        _error(exc.format_message())
+        return exc.exit_code
+    except PipectlError as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            _error(line)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except Exception as exc:  # the last line of defence: never a traceback
+        _error(f"internal error: {type(exc).__name__}: {exc}")
+        return INTERNAL_ERROR
+    return result if isinstance(result, int) else 0
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"pipectl: {redactor(message)}\n")
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("pipectl: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)

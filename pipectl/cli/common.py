@@ -1,0 +1,50 @@
+"""What every command shares: the --config option, loading the config, and writing results safely."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipectl.redact import redactor
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="pipectl.toml to use (default: nearest one in this folder or above)."),
+]
+
+
+def load(config_path: Path | None):
+    """The validated config; a ConfigError propagates to main() as one line per problem."""
+    from pipectl.config_load import load_config
+
+    return load_config(config_path)
+
+
+def split_list(values: list[str] | None) -> list[str]:
+    """`--only a,b --only c` → [a, b, c]."""
+    return [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
+
+
+def use_color(output: Path | None = None) -> bool:
+    """Colour only on an interactive terminal, and never under NO_COLOR (https://no-color.org)."""
+    return output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def write(text: str, output: Path | None = None) -> None:
+    """The only way commands write results: always through the redactor; to a file or stdout."""
+    safe = redactor(text)
+    if output is None:
+        sys.stdout.write(safe)
+        sys.stdout.flush()
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(safe, encoding="utf-8")
+
+
+def note(message: str) -> None:
+    """A diagnostic for the person at the terminal, on stderr, so machine output stays clean."""
+    sys.stderr.write(redactor(message) + "\n")

@@ -1,0 +1,52 @@
+"""`pipectl doctor`: every check at once, findings grouped under their root cause."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipectl.cli.common import ConfigOption, load, note, split_list, use_color, write
+
+
+def doctor(
+    config: ConfigOption = None,
+    only: Annotated[list[str] | None, typer.Option(help="Run only these checks or components (comma-separated).")] = None,
+    skip: Annotated[list[str] | None, typer.Option(help="Skip these checks or components (comma-separated).")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="terminal, json, markdown, or a plugin renderer.")] = "terminal",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds each check may take (default: config, else 5).")] = None,
+    fail_on: Annotated[str | None, typer.Option(help="Exit 1 only for FAIL findings at or above P0, P1 or P2.")] = None,
+) -> int:
+    """Run every check concurrently and name the root cause of what is stuck."""
+    from pipectl.config_load import environment
+    from pipectl.errors import UsageError
+    from pipectl.exit_codes import exit_code
+    from pipectl.interface import Context, RenderOptions
+    from pipectl.model import Severity
+    from pipectl.registry import load_checks, load_renderers
+    from pipectl.runner import run_checks, select
+
+    renderers = load_renderers()
+    if format not in renderers.items:
+        raise UsageError(f"unknown format {format!r}: choose one of {', '.join(sorted(renderers.items))}")
+    if timeout is not None and timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    try:
+        threshold = Severity.parse(fail_on) if fail_on else None
+    except ValueError as exc:
+        raise UsageError(f"--fail-on: {exc}") from None
+
+    cfg = load(config)
+    checks = load_checks()
+    for warning in checks.warnings + renderers.warnings:
+        note(f"pipectl: warning: {warning}")
+    chosen = select(checks.items, split_list(only), split_list(skip))
+    ctx = Context(config=cfg, timeout=timeout or cfg.doctor.timeout, environ=environment(Path(cfg.source.path)))
+    result = run_checks(chosen, ctx)
+    options = RenderOptions(color=use_color(output) and format == "terminal")
+    write(renderers.items[format](result, options), output)
+    if output is not None:
+        note(f"report written to {output}")
+    return exit_code(result.findings, threshold or cfg.doctor.fail_on)

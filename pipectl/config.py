@@ -1,0 +1,201 @@
+"""The pipeline as described in `pipectl.toml`: what to look at, and where its credentials come from.
+
+Secrets are never written here: a value `env:NAME` is read from the environment (or `.env`) at load time,
+and `PIPECTL_<SECTION>__<KEY>` variables override any key (pydantic-settings).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from pipectl.durations import parse_duration
+from pipectl.model import Severity
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+_DEPLOYMENT = re.compile(r"^[^/\s]+/[^/\s]+$")
+_MODAL_FUNCTION = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _identifier(value: str) -> str:
+    """A SQL identifier, optionally schema-qualified; quoted later with psycopg.sql.Identifier."""
+    parts = value.split(".")
+    if len(parts) > 2 or not all(_IDENTIFIER.match(p) for p in parts):
+        raise ValueError(f"{value!r} is not a plain SQL name (letters, digits, _; optionally schema.table)")
+    return value
+
+
+def _deployment_name(value: str) -> str:
+    if not _DEPLOYMENT.match(value):
+        raise ValueError(f"{value!r} is not FLOW/DEPLOYMENT, e.g. orchestrator-main/data-enrichment-orchestrator")
+    return value
+
+
+def _modal_function(value: str) -> str:
+    if not _MODAL_FUNCTION.match(value):
+        raise ValueError(f"{value!r} is not APP/FUNCTION, e.g. data-enrichment-workers/start_normalize_company_name")
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        raise ValueError(f"{value!r} is not an environment variable name")
+    return value
+
+
+def _duration(value: Any) -> timedelta:
+    return value if isinstance(value, timedelta) else parse_duration(value)
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
+DeploymentName = Annotated[str, AfterValidator(_deployment_name)]
+ModalFunctionName = Annotated[str, AfterValidator(_modal_function)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class Section(BaseModel):
+    """Config sections reject unknown keys, so a typo is an error instead of a silently ignored line."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(Section):
+    dsn: str | None = None
+    """Postgres connection string (URL or key=value). Use `env:DATABASE_URL`; its password is a secret."""
+    connect_timeout: float = 5.0
+
+
+class StateTable(Section):
+    """A table whose rows move through statuses; rows that stop moving are the first symptom of trouble."""
+
+    table: Identifier
+    id_column: Identifier = "id"
+    status_column: Identifier = "status"
+    updated_column: Identifier = "updated_at"
+    group_by: list[Identifier] = Field(default_factory=list)
+    stuck_after: dict[str, Duration] = Field(default_factory=dict)
+
+
+class RowsMove(Section):
+    """Ties a deployment to the rows it must advance, so a COMPLETED run that moved nothing is caught."""
+
+    table: Identifier
+    from_status: str
+    step: str | None = None
+
+
+class DeploymentConfig(Section):
+    name: DeploymentName
+    work_pool: str | None = None
+    required_env: list[EnvName] = Field(default_factory=list)
+    entrypoint: str | None = None
+    source: str | None = None
+    job_variables: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    moves: RowsMove | None = None
+
+
+class PrefectConfig(Section):
+    api_url: str | None = None
+    api_key: str | None = None
+    """Secret. Use `env:PREFECT_API_KEY`."""
+    deployments: list[DeploymentConfig] = Field(default_factory=list)
+
+
+class AwsConfig(Section):
+    region: str | None = None
+    endpoint_url: str | None = None
+    """Only for SQS-compatible servers such as the sandbox; empty for real AWS."""
+
+
+class QueueConfig(Section):
+    url: str | None = None
+    dlq_url: str | None = None
+    name: str | None = None
+    max_depth: int = Field(default=1000, ge=0)
+
+
+class ModalConfig(Section):
+    server_url: str | None = None
+    token_id: str | None = None
+    """Secret. Use `env:MODAL_TOKEN_ID`."""
+    token_secret: str | None = None
+    """Secret. Use `env:MODAL_TOKEN_SECRET`."""
+    functions: list[ModalFunctionName] = Field(default_factory=list)
+
+
+class HttpEndpoint(Section):
+    url: str
+    name: str | None = None
+    method: str = "GET"
+    expect_status: int = 200
+    json_field: str | None = None
+    json_value: Any = None
+
+
+class DoctorConfig(Section):
+    timeout: float = Field(default=5.0, gt=0)
+    fail_on: Severity = Severity.P2
+
+
+SECRET_KEYS = ("database.dsn", "prefect.api_key", "modal.token_id", "modal.token_secret")
+"""Dotted keys whose values are credentials: they must be `env:` references, and are always redacted."""
+
+
+class PipelineConfig(BaseSettings):
+    """The whole pipeline; `pipectl.toml`, `[tool.pipectl]` in pyproject.toml, or PIPECTL_* variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PIPECTL_", env_nested_delimiter="__", extra="forbid", frozen=True, env_file=None
+    )
+
+    pipeline: str = "pipeline"
+    database: DatabaseConfig = DatabaseConfig()
+    state_tables: list[StateTable] = Field(default_factory=list)
+    prefect: PrefectConfig = PrefectConfig()
+    aws: AwsConfig = AwsConfig()
+    queues: list[QueueConfig] = Field(default_factory=list)
+    modal: ModalConfig = ModalConfig()
+    http: list[HttpEndpoint] = Field(default_factory=list)
+    credentials: dict[str, list[EnvName]] = Field(default_factory=dict)
+    """Per component, the environment variables it needs (names only), e.g. `aws = ["AWS_ACCESS_KEY_ID"]`."""
+    doctor: DoctorConfig = DoctorConfig()
+
+    _source: ConfigSource | None = PrivateAttr(default=None)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment beats the file: the file's contents arrive as init values, resolved already."""
+        return env_settings, init_settings
+
+    @property
+    def source(self) -> ConfigSource:
+        return self._source or ConfigSource()
+
+    def deployment(self, name: str) -> DeploymentConfig | None:
+        return next((d for d in self.prefect.deployments if d.name == name), None)
+
+
+class ConfigSource(BaseModel):
+    """Where the config came from and which `env:` references it used, for messages and checks."""
+
+    path: str = "<defaults>"
+    references: dict[str, str] = Field(default_factory=dict)
+    """Dotted key → environment variable name it referenced."""
+    unresolved: dict[str, str] = Field(default_factory=dict)
+    """Dotted key → variable that was not set (or empty)."""
+    literal_secrets: list[str] = Field(default_factory=list)
+    """Secret keys written into the file as plain values instead of `env:` references."""

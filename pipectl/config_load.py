@@ -1,0 +1,177 @@
+"""Finding, reading and validating the config; every problem becomes one line naming file and key."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from pipectl.config import SECRET_KEYS, ConfigSource, PipelineConfig
+from pipectl.errors import UsageError
+from pipectl.redact import redactor
+
+CONFIG_NAME = "pipectl.toml"
+_ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+class ConfigError(UsageError):
+    """The config cannot be used; `lines` holds one message per problem."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def find_config(start: Path | None = None) -> tuple[Path, tuple[str, ...]] | None:
+    """The nearest pipectl.toml, or pyproject.toml with [tool.pipectl], in `start` or a parent."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate, ()
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and _has_tool_table(pyproject):
+            return pyproject, ("tool", "pipectl")
+    return None
+
+
+def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> PipelineConfig:
+    """Load, resolve `env:` references and validate; raises ConfigError with one line per problem."""
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError([f"{path}: config file not found"])
+        table = ("tool", "pipectl") if path.name == "pyproject.toml" else ()
+    else:
+        found = find_config()
+        if found is None:
+            raise ConfigError(
+                [f"no {CONFIG_NAME} in {Path.cwd()} or above: pass --config PATH, or see `pipectl sandbox env`"]
+            )
+        path, table = found
+    raw = _read_toml(path, table)
+    env = environment(path, environ)
+    source = ConfigSource(path=str(path))
+    resolved = _resolve(raw, env, source, prefix="")
+    _find_literal_secrets(raw, source)
+    try:
+        config = PipelineConfig(**resolved)
+    except ValidationError as exc:
+        raise ConfigError([f"{path}: {_loc(err['loc'])}: {_message(err)}" for err in exc.errors()]) from None
+    config._source = source
+    _check_dsn(path, config)
+    register_secrets(config)
+    return config
+
+
+def register_secrets(config: PipelineConfig) -> None:
+    """Hand every credential the config holds to the redactor before anything can print it."""
+    redactor.add(config.prefect.api_key)
+    redactor.add(config.modal.token_id)
+    redactor.add(config.modal.token_secret)
+    if config.database.dsn:
+        redactor.add(dsn_password(config.database.dsn))
+
+
+def dsn_password(dsn: str) -> str | None:
+    """The password inside a URL or key=value DSN, without importing a database driver."""
+    if "://" in dsn:
+        return urlsplit(dsn).password
+    match = re.search(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", dsn)
+    return match.group(1).strip("'") if match else None
+
+
+def _check_dsn(path: Path, config: PipelineConfig) -> None:
+    dsn = config.database.dsn
+    if not dsn:
+        return
+    if "://" in dsn:
+        parts = urlsplit(dsn)
+        if parts.scheme not in ("postgres", "postgresql"):
+            raise ConfigError([f"{path}: database.dsn: scheme must be postgresql://, not {parts.scheme}://"])
+        try:
+            parts.port  # noqa: B018 - raises on a malformed port
+        except ValueError:
+            raise ConfigError([f"{path}: database.dsn: the port is not a number"]) from None
+    elif "=" not in dsn:
+        raise ConfigError([f"{path}: database.dsn: neither a postgresql:// URL nor key=value pairs"])
+
+
+def _read_toml(path: Path, table: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+    for key in table:
+        data = data.get(key, {})
+    return data
+
+
+def _has_tool_table(pyproject: Path) -> bool:
+    try:
+        return "pipectl" in tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
+        return False
+
+
+def environment(path: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The process environment over the `.env` beside the config (the environment wins)."""
+    from dotenv import dotenv_values
+
+    env: dict[str, str] = {}
+    dotenv = path.parent / ".env"
+    if dotenv.is_file():
+        env.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+    env.update(os.environ if environ is None else environ)
+    return env
+
+
+def _resolve(value: Any, env: Mapping[str, str], source: ConfigSource, prefix: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _resolve(v, env, source, f"{prefix}.{k}" if prefix else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, env, source, f"{prefix}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str) and value.startswith("env:"):
+        match = _ENV_REF.match(value)
+        if not match:
+            raise ConfigError([f"{source.path}: {prefix}: {value!r} is not env:NAME with a variable name"])
+        name = match.group(1)
+        source.references[prefix] = name
+        if env.get(name):
+            return env[name]
+        source.unresolved[prefix] = name
+        return None
+    return value
+
+
+def _find_literal_secrets(raw: dict[str, Any], source: ConfigSource) -> None:
+    for key in SECRET_KEYS:
+        section, name = key.split(".")
+        value = raw.get(section, {}).get(name) if isinstance(raw.get(section), dict) else None
+        if isinstance(value, str) and value and not value.startswith("env:"):
+            source.literal_secrets.append(key)
+            redactor.add(dsn_password(value) if key == "database.dsn" else value)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")

@@ -1,0 +1,32 @@
+"""Human durations (`90s`, `10m`, `2h`, `1d`) as used in config and flags."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """`10m` → 10 minutes; a bare number is not accepted, so `10` cannot mean seconds by accident."""
+    match = _PATTERN.match(str(text))
+    if not match:
+        raise ValueError(f"invalid duration {text!r}: use a number and a unit, like 30s, 10m, 2h or 1d")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def format_duration(delta: timedelta | float) -> str:
+    """Short and exact enough for a finding: `45s`, `12m`, `3h 5m`, `2d 4h`."""
+    seconds = int(delta.total_seconds() if isinstance(delta, timedelta) else delta)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, _ = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h" if hours else f"{days}d"

@@ -1,0 +1,73 @@
+"""Which failures explain which symptoms: one declarative table, applied after every doctor run.
+
+"40 rows stuck in QUEUED" is shown under "the deployment runs without MODAL_TOKEN_ID", not beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from pipectl.model import Finding, Status
+
+
+@dataclass(frozen=True)
+class Link:
+    """A finding of check `symptom` (whose evidence matches `when`) is explained by failing `causes`."""
+
+    symptom: str
+    causes: tuple[str, ...]
+    when: Mapping[str, str] = field(default_factory=dict)
+
+
+_MODAL_DISPATCH = ("prefect.job_variables", "modal.auth", "modal.function", "credentials.present")
+_ORCHESTRATION = ("prefect.api", "prefect.deployment", "prefect.work_pool", "credentials.present")
+
+LINKS: tuple[Link, ...] = (
+    # rows handed to Modal that Modal never picked up (the first incident)
+    Link("db.stuck", _MODAL_DISPATCH, when={"status": "QUEUED"}),
+    # rows nothing picked up: no run started, or no worker ran it (the second incident)
+    Link("db.stuck", _ORCHESTRATION, when={"status": "PENDING"}),
+    Link("db.stuck", _ORCHESTRATION + ("sqs.queue",), when={"status": "pending"}),
+    Link("prefect.runs", ("prefect.job_variables", "modal.auth", "modal.function", "prefect.work_pool")),
+    Link("sqs.dlq", ("prefect.deployment", "sqs.queue", "credentials.present")),
+    Link("prefect.deployment", ("prefect.api",)),
+    Link("prefect.work_pool", ("prefect.api",)),
+    Link("prefect.job_variables", ("prefect.api",)),
+)
+
+_EXPLAINING = (Status.FAIL, Status.ERROR)
+_EXPLAINED = (Status.FAIL, Status.WARN, Status.ERROR)
+
+
+def link_findings(findings: Sequence[Finding], links: Sequence[Link] = LINKS) -> list[Finding]:
+    """Fill `caused_by` from the table; an edge that would close a cycle is left out."""
+    edges: dict[str, list[str]] = {f.id: list(f.caused_by) for f in findings}
+    for symptom in findings:
+        if symptom.status not in _EXPLAINED:
+            continue
+        for link in links:
+            if link.symptom != symptom.check or not _matches(symptom, link.when):
+                continue
+            for cause in findings:
+                if cause.check in link.causes and cause.status in _EXPLAINING and cause.id != symptom.id:
+                    if cause.id not in edges[symptom.id] and not _reaches(edges, cause.id, symptom.id):
+                        edges[symptom.id].append(cause.id)
+    return [replace(f, caused_by=tuple(edges[f.id])) if edges[f.id] != list(f.caused_by) else f for f in findings]
+
+
+def _matches(finding: Finding, when: Mapping[str, str]) -> bool:
+    return all(str(finding.evidence.get(key)) == value for key, value in when.items())
+
+
+def _reaches(edges: Mapping[str, list[str]], start: str, target: str) -> bool:
+    """Whether `start` is already (transitively) explained by `target`."""
+    seen, stack = set(), [start]
+    while stack:
+        node = stack.pop()
+        if node == target:
+            return True
+        if node not in seen:
+            seen.add(node)
+            stack.extend(edges.get(node, ()))
+    return False

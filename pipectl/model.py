@@ -1,0 +1,115 @@
+"""The data every part of pipectl exchanges: findings, their status and severity, and a doctor run."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+
+class Status(str, enum.Enum):
+    """What a check concluded. ERROR means it could not tell (the system was unreachable)."""
+
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+class Severity(str, enum.Enum):
+    """How urgent a finding is; P0 is the most urgent. Ordered: P0 < P1 < P2."""
+
+    P0 = "P0"
+    P1 = "P1"
+    P2 = "P2"
+
+    @property
+    def rank(self) -> int:
+        return int(self.value[1])
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank < other.rank
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls(text.strip().upper())
+        except ValueError:
+            raise ValueError(f"severity must be one of P0, P1, P2, not {text!r}") from None
+
+
+Evidence = Mapping[str, "str | int | float | bool | None | list[str] | list[int]"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One conclusion of one check about one subject, fit to be read by a person at 3 a.m."""
+
+    check: str
+    """Id of the check that produced it, e.g. `prefect.job_variables`."""
+    status: Status
+    """OK, WARN, FAIL, ERROR (could not tell) or SKIPPED."""
+    severity: Severity
+    """How urgent it is when not OK."""
+    component: str
+    """The part of the pipeline it is about: database, prefect, sqs, modal, repo, http, config."""
+    summary: str
+    """One line saying what was found."""
+    subject: str = ""
+    """What the finding is about when a check looks at several things (a table, a deployment)."""
+    impact: str = ""
+    """What breaks for the pipeline because of it."""
+    evidence: Evidence = field(default_factory=dict)
+    """Names and numbers that support the summary; never secret values."""
+    fix: str = ""
+    """The exact command that repairs it, usually a `pipectl …` command."""
+    caused_by: tuple[str, ...] = ()
+    """Ids of the findings that explain this one (this one is their symptom)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "evidence", MappingProxyType(dict(self.evidence)))
+        object.__setattr__(self, "caused_by", tuple(self.caused_by))
+
+    @property
+    def id(self) -> str:
+        """Stable identifier used by `caused_by`: the check id, plus the subject when there is one."""
+        return f"{self.check}:{self.subject}" if self.subject else self.check
+
+    @property
+    def failing(self) -> bool:
+        return self.status is Status.FAIL
+
+
+@dataclass(frozen=True)
+class DoctorResult:
+    """Everything one `pipectl doctor` run found, in a deterministic order."""
+
+    pipeline: str
+    started_at: datetime
+    duration_s: float
+    findings: tuple[Finding, ...]
+
+    def counts(self) -> dict[str, int]:
+        """Number of findings per status, every status present (zero included)."""
+        counts = {status.value: 0 for status in Status}
+        for finding in self.findings:
+            counts[finding.status.value] += 1
+        return counts
+
+    def causes(self) -> list[Finding]:
+        """Findings that are not explained by another finding of this run: the roots of the tree."""
+        ids = {f.id for f in self.findings}
+        return [f for f in self.findings if not any(c in ids for c in f.caused_by)]
+
+    def symptoms_of(self, cause: Finding) -> list[Finding]:
+        return [f for f in self.findings if cause.id in f.caused_by]

@@ -1,0 +1,1 @@
+"""Formatting results for people and machines. Every function here is pure: text in, text out."""

@@ -1,0 +1,29 @@
+"""Small shared wording so every format says the same thing the same way."""
+
+from __future__ import annotations
+
+from pipectl.model import DoctorResult, Finding, Status
+
+STATUS_ORDER = (Status.FAIL, Status.ERROR, Status.WARN, Status.OK, Status.SKIPPED)
+
+
+def display_order(findings: list[Finding]) -> list[Finding]:
+    """Worst first (status, then severity), stable otherwise, so the eye lands on what matters."""
+    return sorted(findings, key=lambda f: (STATUS_ORDER.index(f.status), f.severity.rank))
+
+
+def summary_line(result: DoctorResult) -> str:
+    counts = result.counts()
+    parts = [f"{counts[s.value]} {s.value}" for s in STATUS_ORDER if counts[s.value]]
+    return f"{len(result.findings)} findings: " + (", ".join(parts) or "none") + f" in {result.duration_s:.1f}s"
+
+
+def evidence_text(finding: Finding) -> str:
+    """`key=value` pairs; lists are joined with commas."""
+    return ", ".join(f"{k}={_value(v)}" for k, v in finding.evidence.items())
+
+
+def _value(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)

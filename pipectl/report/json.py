@@ -1,0 +1,41 @@
+"""`--format json`: the stable machine contract, schema `pipectl.report/v1`."""
+
+from __future__ import annotations
+
+import json
+
+from pipectl.interface import RenderOptions
+from pipectl.model import DoctorResult, Finding
+
+SCHEMA = "pipectl.report/v1"
+
+
+def to_dict(result: DoctorResult) -> dict:
+    return {
+        "schema": SCHEMA,
+        "pipeline": result.pipeline,
+        "started_at": result.started_at.isoformat(),
+        "duration_s": round(result.duration_s, 3),
+        "findings": [finding_dict(f) for f in result.findings],
+        "summary": result.counts(),
+    }
+
+
+def finding_dict(finding: Finding) -> dict:
+    return {
+        "id": finding.id,
+        "check": finding.check,
+        "subject": finding.subject,
+        "status": finding.status.value,
+        "severity": finding.severity.value,
+        "component": finding.component,
+        "summary": finding.summary,
+        "impact": finding.impact,
+        "evidence": dict(finding.evidence),
+        "fix": finding.fix,
+        "caused_by": list(finding.caused_by),
+    }
+
+
+def render(result: DoctorResult, options: RenderOptions = RenderOptions()) -> str:
+    return json.dumps(to_dict(result), indent=2, default=str) + "\n"

@@ -1,0 +1,100 @@
+"""Runs checks concurrently, each under a timeout, and turns hangs and crashes into ERROR findings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pipectl.errors import PipectlError, Unauthorized, UsageError
+from pipectl.interface import Check, Context
+from pipectl.links import link_findings
+from pipectl.model import DoctorResult, Finding
+
+
+def select(checks: dict[str, type[Check]], only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[type[Check]]:
+    """Checks chosen by id, id prefix (`prefect`) or component; an unknown name is a usage error."""
+    for token in (*only, *skip):
+        if not any(_selected(cls, token) for cls in checks.values()):
+            raise UsageError(f"unknown check or component {token!r}: see `pipectl checks list`")
+    chosen = [cls for cls in checks.values() if not only or any(_selected(cls, t) for t in only)]
+    return [cls for cls in chosen if not any(_selected(cls, t) for t in skip)]
+
+
+def run_checks(checks: Iterable[type[Check]], ctx: Context, pipeline: str = "") -> DoctorResult:
+    """Every check at once; wall time is that of the slowest one, capped by the timeout."""
+    started_at = datetime.now(UTC)
+    clock = time.monotonic()
+    instances = [cls() for cls in checks]
+    per_check = asyncio.run(_gather(instances, ctx))
+    findings = link_findings([f for group in per_check for f in group])
+    return DoctorResult(
+        pipeline=pipeline or ctx.config.pipeline,
+        started_at=started_at,
+        duration_s=time.monotonic() - clock,
+        findings=tuple(findings),
+    )
+
+
+async def _gather(checks: list[Check], ctx: Context) -> list[list[Finding]]:
+    return await asyncio.gather(*(run_one(check, ctx) for check in checks))
+
+
+async def run_one(check: Check, ctx: Context) -> list[Finding]:
+    """One check's findings; whatever goes wrong inside it stays inside it."""
+    try:
+        reason = check.applies(ctx)
+        if reason:
+            return [check.skipped(reason)]
+        if inspect.iscoroutinefunction(check.run):
+            findings = await asyncio.wait_for(check.run(ctx), ctx.timeout)
+        else:
+            findings = await asyncio.wait_for(_in_daemon_thread(check.run, ctx), ctx.timeout)
+        findings = list(findings)
+        return findings or [check.ok("nothing to report")]
+    except TimeoutError:
+        return [check.error(f"did not finish within {ctx.timeout:g}s", impact="Could not tell whether this part works.",
+                            fix=f"pipectl doctor --only {check.id} --timeout {max(ctx.timeout * 2, 10):g}")]
+    except Unauthorized as exc:
+        return [check.fail(str(exc))]
+    except PipectlError as exc:
+        return [check.error(str(exc), impact="Could not tell whether this part works.")]
+    except Exception as exc:  # a plugin's bug must not hide the other findings
+        return [check.error(f"check crashed: {type(exc).__name__}: {exc}")]
+
+
+def _in_daemon_thread(fn: Callable[[Context], Any], ctx: Context) -> asyncio.Future:
+    """Run blocking code in a daemon thread, so a check that hangs forever cannot keep the process alive."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future = loop.create_future()
+
+    def target() -> None:
+        try:
+            result = list(fn(ctx))
+        except BaseException as exc:  # delivered to the awaiting coroutine
+            outcome = (None, exc)
+        else:
+            outcome = (result, None)
+        with contextlib.suppress(RuntimeError):  # the run ended (timed out) before this thread did
+            loop.call_soon_threadsafe(_settle, future, *outcome)
+
+    threading.Thread(target=target, name="pipectl-check", daemon=True).start()
+    return future
+
+
+def _settle(future: asyncio.Future, result: Any, exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
+def _selected(cls: type[Check], token: str) -> bool:
+    return token in (cls.id, cls.component) or cls.id.startswith(token + ".")
