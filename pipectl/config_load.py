@@ -146,6 +146,8 @@ def _resolve(value: Any, env: Mapping[str, str], source: ConfigSource, prefix: s
         name = match.group(1)
         source.references[prefix] = name
         if env.get(name):
+            if prefix in SECRET_KEYS:  # known secret before validation can echo it
+                redactor.add(dsn_password(env[name]) if prefix == "database.dsn" else env[name])
             return env[name]
         source.unresolved[prefix] = name
         return None

@@ -41,7 +41,7 @@ _EXPLAINED = (Status.FAIL, Status.WARN, Status.ERROR)
 
 
 def link_findings(findings: Sequence[Finding], links: Sequence[Link] = LINKS) -> list[Finding]:
-    """Fill `caused_by` from the table; an edge that would close a cycle is left out."""
+    """Fill `caused_by` from the table, nearest causes only; an edge that would close a cycle is left out."""
     edges: dict[str, list[str]] = {f.id: list(f.caused_by) for f in findings}
     for symptom in findings:
         if symptom.status not in _EXPLAINED:
@@ -53,6 +53,8 @@ def link_findings(findings: Sequence[Finding], links: Sequence[Link] = LINKS) ->
                 if cause.check in link.causes and cause.status in _EXPLAINING and cause.id != symptom.id:
                     if cause.id not in edges[symptom.id] and not _reaches(edges, cause.id, symptom.id):
                         edges[symptom.id].append(cause.id)
+    for node, causes in edges.items():  # keep only the nearest causes: A → B → symptom, not A → symptom too
+        edges[node] = [c for c in causes if not any(o != c and _reaches(edges, o, c) for o in causes)]
     return [replace(f, caused_by=tuple(edges[f.id])) if edges[f.id] != list(f.caused_by) else f for f in findings]
 
 

@@ -19,8 +19,8 @@ def summary_line(result: DoctorResult) -> str:
 
 
 def evidence_text(finding: Finding) -> str:
-    """`key=value` pairs; lists are joined with commas."""
-    return ", ".join(f"{k}={_value(v)}" for k, v in finding.evidence.items())
+    """`key=value` pairs separated by semicolons; list items are joined with commas."""
+    return "; ".join(f"{k}={_value(v)}" for k, v in finding.evidence.items())
 
 
 def _value(value: object) -> str:

@@ -1,0 +1,296 @@
+"""SQS: queue depth and DLQ redrive. The only place pipectl talks to SQS (boto3 is imported lazily)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from pipectl.errors import ConnectorError, NotFound, Unauthorized, Unreachable, UsageError
+
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+_ACCOUNT = re.compile(r"\d{12}")
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}|[A-Za-z0-9_-]{1,75}\.fifo")
+_AWS_HOST = re.compile(r"sqs\.(?P<a>[^.]+)\.amazonaws\.com(\.cn)?|(?P<b>[^.]+)\.queue\.amazonaws\.com(\.cn)?")
+_REGIONLESS_HOSTS = {"sqs.amazonaws.com", "queue.amazonaws.com"}
+_AUTH_CODES = {
+    "AccessDenied", "AccessDeniedException", "InvalidClientTokenId", "UnrecognizedClientException",
+    "SignatureDoesNotMatch", "IncompleteSignature", "MissingAuthenticationToken", "ExpiredToken",
+    "InvalidSecurity", "KMS.AccessDeniedException",
+}  # fmt: skip
+_NOT_FOUND_CODES = {
+    "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "ResourceNotFoundException",
+}  # fmt: skip
+_FINISHED = {"COMPLETED", "FAILED", "CANCELLED"}
+_ACCESS_KEY = re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{12,}\b")
+
+
+@dataclass(frozen=True)
+class QueueRef:
+    """A queue URL taken apart, so errors can name the queue and region without another call."""
+
+    region: str | None  # None for a sandbox URL ({endpoint}/{account}/{name}): the client's region applies
+    account: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RedrivePolicy:
+    """Where a queue dead-letters to, and after how many receives."""
+
+    dlq_arn: str
+    max_receive_count: int
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Approximate depth of one queue: what an operator checks before and after a redrive."""
+
+    arn: str
+    visible: int
+    in_flight: int
+    delayed: int
+    redrive: RedrivePolicy | None
+
+
+@dataclass(frozen=True)
+class RedriveStatus:
+    """The most recent DLQ move task, as ListMessageMoveTasks reports it."""
+
+    status: str  # RUNNING, CANCELLING, CANCELLED, COMPLETED or FAILED
+    moved: int
+    to_move: int | None
+    failure_reason: str | None = None
+    task_handle: str | None = None  # only while RUNNING
+
+    @property
+    def finished(self) -> bool:
+        return self.status in _FINISHED
+
+
+def parse_queue_url(url: str, endpoint_url: str | None = None) -> QueueRef:
+    """Reject a malformed queue URL before any network call, with one line saying what is wrong."""
+    url = (url or "").strip()
+    if not url:
+        raise UsageError("queue URL is empty")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or "://" not in url:
+        got = repr(url.split("://")[0][:10] + "://") if "://" in url else "no scheme"
+        raise UsageError(f"queue URL must start with https:// (got {got})")
+    if "@" in parts.netloc:
+        raise UsageError("queue URL must not contain user info before the host")
+    if parts.query or parts.fragment:
+        raise UsageError("queue URL must not have a query string or fragment")
+    path, region = parts.path, None
+    endpoint = urlsplit(endpoint_url.rstrip("/")) if endpoint_url else None
+    host = (parts.hostname or "").lower()
+    match = _AWS_HOST.fullmatch(host)
+    if endpoint and (parts.scheme, parts.netloc.lower()) == (endpoint.scheme, endpoint.netloc.lower()):
+        if endpoint.path and not path.startswith(endpoint.path + "/"):
+            raise UsageError(f"queue URL path must start with the endpoint's path {endpoint.path!r}")
+        path = path[len(endpoint.path) :]
+    elif match:
+        region = match.group("a") or match.group("b")
+        if parts.scheme != "https":
+            raise UsageError("queue URL on amazonaws.com must use https://")
+        if not _REGION.fullmatch(region):
+            raise UsageError(
+                f"queue URL host {host!r} has no valid region (expected sqs.REGION.amazonaws.com)"
+            )
+    elif host in _REGIONLESS_HOSTS:
+        raise UsageError(f"queue URL host {host!r} is missing the region (expected sqs.REGION.amazonaws.com)")
+    elif not host:
+        raise UsageError("queue URL has no host")
+    else:
+        expected = "sqs.REGION.amazonaws.com" + (f" or {endpoint_url.rstrip('/')}" if endpoint_url else "")
+        raise UsageError(f"queue URL host {host!r} is not an SQS endpoint (expected {expected})")
+    segments = path.split("/")
+    if len(segments) != 3 or segments[0]:
+        raise UsageError(f"queue URL path must be /ACCOUNT/QUEUE_NAME (got {path or '/'!r})")
+    account, name = segments[1], segments[2]
+    if not _ACCOUNT.fullmatch(account):
+        raise UsageError(f"account ID in queue URL must be 12 digits (got {account[:20]!r})")
+    if not name:
+        raise UsageError("queue URL has an empty queue name")
+    if len(name) > 80:
+        raise UsageError(f"queue name is {len(name)} characters long (at most 80)")
+    if not _NAME.fullmatch(name):
+        raise UsageError(
+            f"queue name {name!r} may only contain letters, digits, '-' and '_' "
+            "(plus an optional '.fifo' suffix)"
+        )
+    return QueueRef(region=region, account=account, name=name)
+
+
+def queue_stats(
+    url: str, *, endpoint_url: str | None = None, region: str | None = None, timeout: float = 5.0
+) -> QueueStats:
+    """Depth and DLQ wiring of a queue in one call, for status checks and redrive before/after."""
+    client = _client(url, endpoint_url, region, timeout)
+    names = ["QueueArn", "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+             "ApproximateNumberOfMessagesDelayed", "RedrivePolicy"]  # fmt: skip
+    with _mapped("read attributes of", url):
+        attrs = client.get_queue_attributes(QueueUrl=url, AttributeNames=names).get("Attributes", {})
+    redrive = None
+    if attrs.get("RedrivePolicy"):
+        policy = json.loads(attrs["RedrivePolicy"])
+        redrive = RedrivePolicy(policy["deadLetterTargetArn"], int(policy["maxReceiveCount"]))
+    return QueueStats(
+        arn=attrs.get("QueueArn", ""),
+        visible=int(attrs.get("ApproximateNumberOfMessages", 0)),
+        in_flight=int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        delayed=int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
+        redrive=redrive,
+    )
+
+
+def start_redrive(
+    dlq_url: str,
+    *,
+    destination_url: str | None = None,
+    max_per_second: int | None = None,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    timeout: float = 5.0,
+) -> str:
+    """Move a DLQ's messages back (to their source queues, or to destination_url); returns the task handle."""
+    if max_per_second is not None and not 1 <= max_per_second <= 500:
+        raise UsageError(f"max messages per second must be 1..500 (got {max_per_second})")
+    client = _client(dlq_url, endpoint_url, region, timeout)
+    params = {"SourceArn": _arn(client, dlq_url)}
+    if destination_url:
+        parse_queue_url(destination_url, endpoint_url)
+        params["DestinationArn"] = _arn(client, destination_url)
+    if max_per_second is not None:
+        params["MaxNumberOfMessagesPerSecond"] = max_per_second
+    with _mapped("start a redrive from", dlq_url):
+        return client.start_message_move_task(**params)["TaskHandle"]
+
+
+def redrive_status(
+    dlq_url: str, *, endpoint_url: str | None = None, region: str | None = None, timeout: float = 5.0
+) -> RedriveStatus:
+    """The latest redrive of this DLQ; NotFound if none was ever started."""
+    client = _client(dlq_url, endpoint_url, region, timeout)
+    return _latest_task(client, dlq_url, _arn(client, dlq_url))
+
+
+def wait_redrive(
+    dlq_url: str,
+    *,
+    deadline_s: float = 300.0,
+    poll_s: float = 1.0,
+    progress: Callable[[RedriveStatus], None] | None = None,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    timeout: float = 5.0,
+) -> RedriveStatus:
+    """Poll until the latest redrive finishes; ConnectorError if it still runs at the deadline."""
+    client = _client(dlq_url, endpoint_url, region, timeout)
+    arn = _arn(client, dlq_url)
+    end = time.monotonic() + deadline_s
+    while True:
+        status = _latest_task(client, dlq_url, arn)
+        if progress is not None:
+            progress(status)
+        if status.finished:
+            return status
+        left = end - time.monotonic()
+        if left <= 0:
+            raise ConnectorError(
+                f"redrive of {_name(dlq_url)} still {status.status} after {deadline_s:.0f}s "
+                f"({status.moved}/{status.to_move} moved); it continues in the background"
+            )
+        time.sleep(min(poll_s, left))
+
+
+def _latest_task(client, dlq_url: str, arn: str) -> RedriveStatus:
+    with _mapped("list redrives of", dlq_url):
+        results = client.list_message_move_tasks(SourceArn=arn, MaxResults=1).get("Results", [])
+    if not results:
+        raise NotFound(f"no redrive has been started for queue {_name(dlq_url)}")
+    task = results[0]
+    to_move = task.get("ApproximateNumberOfMessagesToMove")
+    return RedriveStatus(
+        status=task["Status"],
+        moved=int(task.get("ApproximateNumberOfMessagesMoved", 0)),
+        to_move=None if to_move is None else int(to_move),
+        failure_reason=task.get("FailureReason"),
+        task_handle=task.get("TaskHandle"),
+    )
+
+
+def _arn(client, url: str) -> str:
+    """Ask the service rather than build the ARN: it knows the partition and the sandbox's region."""
+    with _mapped("read attributes of", url):
+        attrs = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    return attrs["QueueArn"]
+
+
+def _client(url: str, endpoint_url: str | None, region: str | None, timeout: float):
+    ref = parse_queue_url(url, endpoint_url)
+    if region and ref.region and region != ref.region:
+        raise UsageError(f"queue {ref.name} is in region {ref.region} but region {region} was requested")
+    import boto3.session
+    from botocore.config import Config
+    from botocore.exceptions import NoRegionError
+
+    config = Config(
+        retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=timeout, read_timeout=timeout
+    )
+    try:  # a fresh session: the default one caches credentials, hiding later changes to the environment
+        session = boto3.session.Session()
+        return session.client(
+            "sqs", region_name=region or ref.region, endpoint_url=endpoint_url, config=config
+        )
+    except NoRegionError:
+        raise UsageError("no AWS region for a non-AWS queue URL: pass a region or set AWS_REGION") from None
+
+
+@contextlib.contextmanager
+def _mapped(doing: str, url: str) -> Iterator[None]:
+    """Turn botocore failures into pipectl's one-line errors, never echoing credentials."""
+    from botocore import exceptions as bx
+
+    name = _name(url)
+    try:
+        yield
+    except (bx.NoCredentialsError, bx.PartialCredentialsError):
+        raise Unauthorized(
+            "no usable AWS credentials: boto3 looks for AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(and AWS_SESSION_TOKEN), then AWS_PROFILE / ~/.aws/credentials, then an instance role"
+        ) from None
+    except (bx.ConnectTimeoutError, bx.ReadTimeoutError) as exc:
+        host = _host(exc, url)
+        raise Unreachable(f"SQS at {host} did not answer in time while trying to {doing} {name}") from None
+    except (bx.EndpointConnectionError, bx.ConnectionClosedError, bx.HTTPClientError) as exc:
+        raise Unreachable(f"could not connect to SQS at {_host(exc, url)} to {doing} {name}") from None
+    except bx.ClientError as exc:
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", "")) or "Unknown"
+        http = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        detail = _one_line(str(err.get("Message") or ""))
+        text = f"{code}: {detail}" if detail else code
+        if code in _AUTH_CODES or http == 403:
+            raise Unauthorized(f"SQS refused to {doing} {name}: {text}") from None
+        if code in _NOT_FOUND_CODES:
+            raise NotFound(f"SQS queue not found while trying to {doing} {name}: {text}") from None
+        raise ConnectorError(f"SQS failed to {doing} {name}: {text} (HTTP {http})") from None
+
+
+def _name(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1] or url
+
+
+def _host(exc: Exception, url: str) -> str:
+    target = getattr(exc, "kwargs", {}).get("endpoint_url") or url
+    return urlsplit(target).netloc.rsplit("@", 1)[-1] or target
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = _ACCESS_KEY.sub("<access key>", " ".join(text.split()))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
