@@ -139,6 +139,15 @@ class HttpEndpoint(Section):
     json_value: Any = None
 
 
+class RepoConfig(Section):
+    """The repository to scan for committed credentials (the second incident's leak)."""
+
+    path: str | None = None
+    """Default: the folder holding the config file."""
+    history: bool = True
+    max_commits: int = Field(default=1000, ge=1)
+
+
 class DoctorConfig(Section):
     timeout: float = Field(default=5.0, gt=0)
     fail_on: Severity = Severity.P2
@@ -163,6 +172,7 @@ class PipelineConfig(BaseSettings):
     queues: list[QueueConfig] = Field(default_factory=list)
     modal: ModalConfig = ModalConfig()
     http: list[HttpEndpoint] = Field(default_factory=list)
+    repo: RepoConfig = RepoConfig()
     credentials: dict[str, list[EnvName]] = Field(default_factory=dict)
     """Per component, the environment variables it needs (names only), e.g. `aws = ["AWS_ACCESS_KEY_ID"]`."""
     doctor: DoctorConfig = DoctorConfig()
