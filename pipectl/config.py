@@ -165,6 +165,8 @@ class PipelineConfig(BaseSettings):
     )
 
     pipeline: str = "pipeline"
+    env_file: str | None = None
+    """A dotenv file (relative to this file) that `env:` references are also resolved from."""
     database: DatabaseConfig = DatabaseConfig()
     state_tables: list[StateTable] = Field(default_factory=list)
     prefect: PrefectConfig = PrefectConfig()
@@ -203,6 +205,8 @@ class ConfigSource(BaseModel):
     """Where the config came from and which `env:` references it used, for messages and checks."""
 
     path: str = "<defaults>"
+    env_files: list[str] = Field(default_factory=list)
+    """Dotenv files that were read, lowest priority first; the process environment beats them all."""
     references: dict[str, str] = Field(default_factory=dict)
     """Dotted key → environment variable name it referenced."""
     unresolved: dict[str, str] = Field(default_factory=dict)

@@ -56,8 +56,8 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
             )
         path, table = found
     raw = _read_toml(path, table)
-    env = environment(path, environ)
-    source = ConfigSource(path=str(path))
+    source = ConfigSource(path=str(path), env_files=_env_files(path, raw.get("env_file")))
+    env = environment(source, environ)
     resolved = _resolve(raw, env, source, prefix="")
     _find_literal_secrets(raw, source)
     try:
@@ -122,16 +122,23 @@ def _has_tool_table(pyproject: Path) -> bool:
         return False
 
 
-def environment(path: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The process environment over the `.env` beside the config (the environment wins)."""
+def environment(source: ConfigSource, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The process environment over the config's env files (the environment wins)."""
     from dotenv import dotenv_values
 
     env: dict[str, str] = {}
-    dotenv = path.parent / ".env"
-    if dotenv.is_file():
-        env.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+    for file in source.env_files:
+        env.update({k: v for k, v in dotenv_values(file).items() if v is not None})
     env.update(os.environ if environ is None else environ)
     return env
+
+
+def _env_files(path: Path, named: object) -> list[str]:
+    """`.env` beside the config, then the file named by `env_file` (relative to the config)."""
+    files = [path.parent / ".env"]
+    if isinstance(named, str) and named:
+        files.append((path.parent / named).resolve())
+    return [str(f) for f in files if f.is_file()]
 
 
 def _resolve(value: Any, env: Mapping[str, str], source: ConfigSource, prefix: str) -> Any:

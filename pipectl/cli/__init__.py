@@ -14,6 +14,7 @@ import typer
 
 from pipectl import __version__
 from pipectl.cli import catalog, doctor
+from pipectl.cli.sandbox import sandbox_app
 from pipectl.errors import PipectlError
 from pipectl.redact import RedactingFilter, redactor
 
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.command(name="doctor")(doctor.doctor)
 app.add_typer(catalog.checks_app, name="checks")
 app.add_typer(catalog.playbooks_app, name="playbooks")
+app.add_typer(sandbox_app, name="sandbox")
 
 
 @app.command()

@@ -43,7 +43,7 @@ def doctor(
     for warning in checks.warnings + renderers.warnings:
         note(f"pipectl: warning: {warning}")
     chosen = select(checks.items, split_list(only), split_list(skip))
-    ctx = Context(config=cfg, timeout=timeout or cfg.doctor.timeout, environ=environment(Path(cfg.source.path)))
+    ctx = Context(config=cfg, timeout=timeout or cfg.doctor.timeout, environ=environment(cfg.source))
     result = run_checks(chosen, ctx)
     options = RenderOptions(color=use_color(output) and format == "terminal")
     write(renderers.items[format](result, options), output)

@@ -6,7 +6,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -127,10 +127,11 @@ def parse_queue_url(url: str, endpoint_url: str | None = None) -> QueueRef:
 
 
 def queue_stats(
-    url: str, *, endpoint_url: str | None = None, region: str | None = None, timeout: float = 5.0
+    url: str, *, endpoint_url: str | None = None, region: str | None = None, timeout: float = 5.0,
+    environ: Mapping[str, str] | None = None,
 ) -> QueueStats:
     """Depth and DLQ wiring of a queue in one call, for status checks and redrive before/after."""
-    client = _client(url, endpoint_url, region, timeout)
+    client = _client(url, endpoint_url, region, timeout, environ)
     names = ["QueueArn", "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
              "ApproximateNumberOfMessagesDelayed", "RedrivePolicy"]  # fmt: skip
     with _mapped("read attributes of", url):
@@ -156,11 +157,12 @@ def start_redrive(
     endpoint_url: str | None = None,
     region: str | None = None,
     timeout: float = 5.0,
+    environ: Mapping[str, str] | None = None,
 ) -> str:
     """Move a DLQ's messages back (to their source queues, or to destination_url); returns the task handle."""
     if max_per_second is not None and not 1 <= max_per_second <= 500:
         raise UsageError(f"max messages per second must be 1..500 (got {max_per_second})")
-    client = _client(dlq_url, endpoint_url, region, timeout)
+    client = _client(dlq_url, endpoint_url, region, timeout, environ)
     params = {"SourceArn": _arn(client, dlq_url)}
     if destination_url:
         parse_queue_url(destination_url, endpoint_url)
@@ -172,10 +174,11 @@ def start_redrive(
 
 
 def redrive_status(
-    dlq_url: str, *, endpoint_url: str | None = None, region: str | None = None, timeout: float = 5.0
+    dlq_url: str, *, endpoint_url: str | None = None, region: str | None = None, timeout: float = 5.0,
+    environ: Mapping[str, str] | None = None,
 ) -> RedriveStatus:
     """The latest redrive of this DLQ; NotFound if none was ever started."""
-    client = _client(dlq_url, endpoint_url, region, timeout)
+    client = _client(dlq_url, endpoint_url, region, timeout, environ)
     return _latest_task(client, dlq_url, _arn(client, dlq_url))
 
 
@@ -188,9 +191,10 @@ def wait_redrive(
     endpoint_url: str | None = None,
     region: str | None = None,
     timeout: float = 5.0,
+    environ: Mapping[str, str] | None = None,
 ) -> RedriveStatus:
     """Poll until the latest redrive finishes; ConnectorError if it still runs at the deadline."""
-    client = _client(dlq_url, endpoint_url, region, timeout)
+    client = _client(dlq_url, endpoint_url, region, timeout, environ)
     arn = _arn(client, dlq_url)
     end = time.monotonic() + deadline_s
     while True:
@@ -231,7 +235,10 @@ def _arn(client, url: str) -> str:
     return attrs["QueueArn"]
 
 
-def _client(url: str, endpoint_url: str | None, region: str | None, timeout: float):
+def _client(url: str, endpoint_url: str | None, region: str | None, timeout: float,
+            environ: Mapping[str, str] | None = None):
+    """A client for the queue's region; credentials from `environ` (e.g. the config's .env) when given,
+    else boto3's usual chain."""
     ref = parse_queue_url(url, endpoint_url)
     if region and ref.region and region != ref.region:
         raise UsageError(f"queue {ref.name} is in region {ref.region} but region {region} was requested")
@@ -243,7 +250,13 @@ def _client(url: str, endpoint_url: str | None, region: str | None, timeout: flo
         retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=timeout, read_timeout=timeout
     )
     try:  # a fresh session: the default one caches credentials, hiding later changes to the environment
-        session = boto3.session.Session()
+        env = environ or {}
+        session = boto3.session.Session(
+            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+            aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
+            profile_name=env.get("AWS_PROFILE") or None,
+        )
         return session.client(
             "sqs", region_name=region or ref.region, endpoint_url=endpoint_url, config=config
         )

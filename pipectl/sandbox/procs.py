@@ -65,23 +65,33 @@ def pid_alive(pid: int) -> bool:
 
 def stop(name: str, run_dir: Path, grace: float = 5.0) -> bool:
     """Stop the process group recorded in run_dir/NAME.pid: SIGTERM, then SIGKILL after `grace` seconds."""
-    pid_file = run_dir / f"{name}.pid"
-    if not pid_file.exists():
-        return False
-    pid = int(pid_file.read_text().strip() or 0)
-    if pid and pid_alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while pid_alive(pid) and time.monotonic() < deadline:
+    return bool(stop_all([name], run_dir, grace))
+
+
+def stop_all(names: list[str], run_dir: Path, grace: float = 5.0) -> list[str]:
+    """Stop several process groups at once (SIGTERM to all, one shared grace period, then SIGKILL)."""
+    pids: dict[str, int] = {}
+    for name in names:
+        pid_file = run_dir / f"{name}.pid"
+        if pid_file.exists():
+            pids[name] = int(pid_file.read_text().strip() or 0)
+    for pid in pids.values():
+        if pid and pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(pid and pid_alive(pid) for pid in pids.values()):
+        for pid in pids.values():
             _reap(pid)
-            time.sleep(0.05)
-        if pid_alive(pid):
+        time.sleep(0.05)
+    for pid in pids.values():
+        if pid and pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
             _reap(pid)
-    pid_file.unlink(missing_ok=True)
-    return True
+    for name in pids:
+        (run_dir / f"{name}.pid").unlink(missing_ok=True)
+    return list(pids)
 
 
 def _reap(pid: int) -> None:
