@@ -13,7 +13,7 @@ import click
 import typer
 
 from pipectl import __version__
-from pipectl.cli import catalog, doctor
+from pipectl.cli import catalog, doctor, repairs
 from pipectl.cli.sandbox import sandbox_app
 from pipectl.errors import PipectlError
 from pipectl.redact import RedactingFilter, redactor
@@ -30,6 +30,8 @@ app.command(name="doctor")(doctor.doctor)
 app.add_typer(catalog.checks_app, name="checks")
 app.add_typer(catalog.playbooks_app, name="playbooks")
 app.add_typer(sandbox_app, name="sandbox")
+app.command(name="patch")(repairs.patch)
+app.add_typer(repairs.secret_app, name="secret")
 
 
 @app.command()

@@ -1,0 +1,175 @@
+"""Merge changes into a deployment's job variables: never replace what was not asked for, never race."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pipectl.config import PipelineConfig
+from pipectl.connectors import prefect as prefect_api
+from pipectl.errors import NotFound, UsageError
+from pipectl.redact import redactor
+from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
+from pipectl.repairs.secrets import block_name_for, block_template, looks_secret, template_block
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ABSENT = "(absent)"
+
+
+def parse_env(specs: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
+    """`KEY=secret:BLOCK`, `KEY=env:NAME` or `KEY=value` → {KEY: job-variable value}; refuses plaintext secrets."""
+    result: dict[str, str] = {}
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        if not sep or not _KEY.match(key):
+            raise UsageError(f"--env {spec.split('=')[0]!r}: expected KEY=secret:BLOCK, KEY=env:NAME or KEY=value")
+        if value.startswith("secret:"):
+            block = value.removeprefix("secret:")
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", block):
+                raise UsageError(f"--env {key}: {block!r} is not a Secret block name")
+            result[key] = block_template(block)
+            continue
+        if looks_secret(key):
+            redactor.add(environ.get(value.removeprefix("env:"), "") if value.startswith("env:") else value)
+            raise UsageError(
+                f"--env {key}: refusing to write a credential into job variables as plain text; store it in a "
+                f"Secret block (`pipectl secret set {block_name_for(key)} --from-env {key}`) and pass "
+                f"{key}=secret:{block_name_for(key)}"
+            )
+        if value.startswith("env:"):
+            name = value.removeprefix("env:")
+            if not environ.get(name):
+                raise UsageError(f"--env {key}: environment variable {name} is not set")
+            value = environ[name]
+        result[key] = value
+    return result
+
+
+def parse_job_variables(specs: Sequence[str]) -> dict[str, Any]:
+    """`PATH=JSON` pairs, e.g. `pip_packages=["modal"]` or `env.LOG_LEVEL="DEBUG"`."""
+    result: dict[str, Any] = {}
+    for spec in specs:
+        path, sep, raw = spec.partition("=")
+        if not sep or not all(_KEY.match(p) or re.fullmatch(r"[A-Za-z0-9_-]+", p) for p in path.split(".")):
+            raise UsageError(f"--job-variable {path!r}: expected PATH=JSON, e.g. env.LOG_LEVEL=\"DEBUG\"")
+        try:
+            result[path] = json.loads(raw)
+        except json.JSONDecodeError:
+            raise UsageError(f"--job-variable {path}: the value is not JSON (quote strings: \"text\")") from None
+    return result
+
+
+def merged(current: Mapping[str, Any], set_env: Mapping[str, str], unset_env: Sequence[str],
+           set_paths: Mapping[str, Any]) -> dict[str, Any]:
+    """The new job variables: `current` with only the named keys changed."""
+    result = copy.deepcopy(dict(current))
+    env = dict(result.get("env") or {})
+    env.update(set_env)
+    for key in unset_env:
+        env.pop(key, None)
+    if env or "env" in result:
+        result["env"] = env
+    for path, value in set_paths.items():
+        node = result
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UsageError(f"--job-variable {path}: {part} is not an object in the current job variables")
+        node[leaf] = value
+    return result
+
+
+class PatchJobVariables(Repair):
+    """Merge env keys and job variables into one deployment, aborting if it changed since the plan."""
+
+    def __init__(self, config: PipelineConfig, deployment: str, set_env: Mapping[str, str],
+                 unset_env: Sequence[str] = (), set_paths: Mapping[str, Any] | None = None) -> None:
+        self.config, self.name = config, deployment
+        self.set_env, self.unset_env, self.set_paths = dict(set_env), list(unset_env), dict(set_paths or {})
+        self._api = (config.prefect.api_url, config.prefect.api_key)
+        self._before: dict[str, Any] | None = None
+        self._deployment_id = ""
+
+    def plan(self) -> Plan:
+        if not self._api[0]:
+            raise UsageError("no [prefect] api_url in the config")
+        deployment = prefect_api.read_deployment(*self._api, self.name)
+        if deployment is None:
+            raise NotFound(f"deployment {self.name} does not exist: `pipectl deploy register {self.name}`")
+        self._deployment_id = deployment.id
+        self._before = deployment.job_variables
+        _register_plaintext_secrets(self._before)
+        after = merged(self._before, self.set_env, self.unset_env, self.set_paths)
+        changes = _changes(self.name, self._before, after)
+        return Plan("patch", f"merge into the job variables of {self.name}", tuple(changes),
+                    {"deployment": self.name, "deployment_id": deployment.id})
+
+    def apply(self, plan: Plan, journal: JournalRun) -> Outcome:
+        current = prefect_api.read_deployment(*self._api, self.name)
+        if current is None or current.id != self._deployment_id:
+            return Outcome(False, f"deployment {self.name} disappeared or was replaced since the plan; nothing changed")
+        if current.job_variables != self._before:
+            return Outcome(False, f"the job variables of {self.name} changed since the plan; nothing changed — "
+                                  "run the command again to plan against the new values")
+        after = merged(self._before or {}, self.set_env, self.unset_env, self.set_paths)
+        prefect_api.update_job_variables(*self._api, self._deployment_id, after)
+        journal.record("change", {"kind": "job_variables", "deployment": self.name,
+                                  "deployment_id": self._deployment_id, "before": self._before, "after": after})
+        self._after = after
+        return Outcome(True, f"patched the job variables of {self.name}", {"changed_keys": len(plan.changes)})
+
+    def verify(self, applied: Outcome) -> Outcome:
+        current = prefect_api.read_deployment(*self._api, self.name)
+        if current is None or current.job_variables != self._after:
+            return Outcome(False, f"re-read of {self.name} does not show the patched job variables")
+        missing = [b for b in _blocks(self._after) if not _block_has_value(self._api, b)]
+        if missing:
+            return Outcome(False, f"patched, but Secret block(s) {', '.join(missing)} do not exist: "
+                                  f"`pipectl secret set {missing[0]} --from-env VAR`", {"missing_blocks": missing})
+        return Outcome(True, f"{self.name} now runs with the patched job variables")
+
+
+def _changes(name: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Change]:
+    changes = []
+    for key in sorted(set(_flatten(before)) | set(_flatten(after))):
+        old, new = _flatten(before).get(key, _ABSENT), _flatten(after).get(key, _ABSENT)
+        if old != new:
+            changes.append(Change(f"{name} job_variables.{key}", f"{_show(old)} → {_show(new)}", old, new))
+    return changes
+
+
+def _flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        path = f"{prefix}{key}"
+        if isinstance(item, dict) and item:
+            out.update(_flatten(item, path + "."))
+        else:
+            out[path] = item
+    return out
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _block_has_value(api: tuple[str | None, str | None], name: str) -> bool:
+    value = prefect_api.read_secret_block(api[0], api[1], name)
+    redactor.add(value)
+    return bool(value)
+
+
+def _blocks(job_variables: Mapping[str, Any]) -> list[str]:
+    env = job_variables.get("env") or {}
+    return [b for b in (template_block(v) for v in env.values()) if b]
+
+
+def _register_plaintext_secrets(job_variables: Mapping[str, Any]) -> None:
+    """A credential someone already pasted into the env must not be echoed by our diff."""
+    for key, value in (job_variables.get("env") or {}).items():
+        if looks_secret(key) and isinstance(value, str) and not template_block(value):
+            redactor.add(value)
