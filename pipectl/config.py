@@ -87,6 +87,8 @@ class RowsMove(Section):
 
     table: Identifier
     from_status: str
+    to_status: str | None = None
+    """The status rows must reach for a run to count as working (e.g. IN_PROGRESS)."""
     step: str | None = None
 
 

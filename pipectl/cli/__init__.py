@@ -13,7 +13,7 @@ import click
 import typer
 
 from pipectl import __version__
-from pipectl.cli import catalog, doctor, repairs
+from pipectl.cli import catalog, doctor, operate, repairs
 from pipectl.cli.sandbox import sandbox_app
 from pipectl.errors import PipectlError
 from pipectl.redact import RedactingFilter, redactor
@@ -32,6 +32,9 @@ app.add_typer(catalog.playbooks_app, name="playbooks")
 app.add_typer(sandbox_app, name="sandbox")
 app.command(name="patch")(repairs.patch)
 app.add_typer(repairs.secret_app, name="secret")
+app.command(name="trigger")(operate.trigger)
+app.add_typer(operate.deploy_app, name="deploy")
+app.command(name="redrive")(operate.redrive)
 
 
 @app.command()

@@ -1,0 +1,52 @@
+"""Register a deployment that the pipeline expects but Prefect does not have (the second incident)."""
+
+from __future__ import annotations
+
+from pipectl.config import PipelineConfig
+from pipectl.connectors import prefect as prefect_api
+from pipectl.errors import UsageError
+from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
+
+
+class RegisterDeployment(Repair):
+    """Creates the deployment from its [[prefect.deployments]] entry; never touches an existing one."""
+
+    def __init__(self, config: PipelineConfig, name: str) -> None:
+        entry = config.deployment(name)
+        if entry is None:
+            raise UsageError(f"deployment {name} is not in the config: add a [[prefect.deployments]] entry for it")
+        missing = [key for key in ("entrypoint", "source", "work_pool") if not getattr(entry, key)]
+        if missing:
+            raise UsageError(f"deployment {name} in {config.source.path} lacks {', '.join(missing)}: "
+                             "pipectl needs them to register it")
+        self.config, self.entry = config, entry
+        self._api = (config.prefect.api_url, config.prefect.api_key)
+
+    def plan(self) -> Plan:
+        existing = prefect_api.read_deployment(*self._api, self.entry.name)
+        details = {"deployment": self.entry.name, "work_pool": self.entry.work_pool,
+                   "entrypoint": self.entry.entrypoint}
+        if existing is not None:
+            return Plan("register", f"{self.entry.name} is already registered", (), details)
+        change = Change(f"deployment {self.entry.name}", f"register from {self.entry.source} "
+                        f"({self.entry.entrypoint}) on pool {self.entry.work_pool}", None, details)
+        return Plan("register", f"register deployment {self.entry.name}", (change,), details)
+
+    def apply(self, plan: Plan, journal: JournalRun) -> Outcome:
+        flow, name = self.entry.name.split("/")
+        deployment_id = prefect_api.create_deployment(
+            *self._api, flow_name=flow, name=name, entrypoint=self.entry.entrypoint, work_pool=self.entry.work_pool,
+            job_variables=self.entry.job_variables, path=self.entry.source, parameters=self.entry.parameters,
+        )
+        journal.record("change", {"kind": "deployment_created", "deployment": self.entry.name,
+                                  "deployment_id": deployment_id})
+        return Outcome(True, f"registered {self.entry.name}", {"deployment_id": deployment_id})
+
+    def verify(self, applied: Outcome) -> Outcome:
+        found = prefect_api.read_deployment(*self._api, self.entry.name)
+        if found is None:
+            return Outcome(False, f"{self.entry.name} is still not registered after the create call")
+        if found.work_pool_name != self.entry.work_pool:
+            return Outcome(False, f"{self.entry.name} registered on pool {found.work_pool_name}, "
+                                  f"not {self.entry.work_pool}")
+        return Outcome(True, f"{self.entry.name} is registered on pool {found.work_pool_name}")

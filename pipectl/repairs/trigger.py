@@ -1,0 +1,110 @@
+"""Start a run of a deployment and, with --wait, follow it until it ends and the rows it feeds have moved.
+
+The first incident's run ended COMPLETED while every row stayed QUEUED: here that counts as a failure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pipectl.config import PipelineConfig
+from pipectl.connectors import prefect as prefect_api
+from pipectl.errors import NotFound
+from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
+
+
+class TriggerRun(Repair):
+    """Creating a run changes nothing that needs undoing; it is journaled like every write."""
+
+    def __init__(self, config: PipelineConfig, deployment: str, *, name: str | None = None,
+                 parameters: Mapping[str, Any] | None = None, wait: bool = False, timeout_s: float = 600.0,
+                 watch: Callable[[str], None] = lambda text: None, poll_s: float = 1.0) -> None:
+        self.config, self.deployment, self.name = config, deployment, name
+        self.parameters, self.wait, self.timeout_s, self.watch, self.poll_s = dict(parameters or {}), wait, \
+            timeout_s, watch, poll_s
+        self._api = (config.prefect.api_url, config.prefect.api_key)
+        entry = config.deployment(deployment)
+        self.moves = entry.moves if entry else None
+        self._deployment_id = ""
+        self._before: dict[str, int] = {}
+
+    def plan(self) -> Plan:
+        found = prefect_api.read_deployment(*self._api, self.deployment)
+        if found is None:
+            raise NotFound(f"deployment {self.deployment} is not registered: `pipectl deploy register "
+                           f"{self.deployment}`")
+        self._deployment_id = found.id
+        details = {"deployment": self.deployment, "work_pool": found.work_pool_name or "-",
+                   "parameters": self.parameters or "-", "paused": found.paused}
+        change = Change(f"deployment {self.deployment}", f"start flow run {self.name or '(name chosen by Prefect)'}")
+        return Plan("trigger", f"start a run of {self.deployment}", (change,), details)
+
+    def apply(self, plan: Plan, journal: JournalRun) -> Outcome:
+        self._before = self._counts()
+        run_id = prefect_api.create_flow_run(*self._api, self._deployment_id, self.name, self.parameters)
+        self.run_id = run_id
+        journal.record("change", {"kind": "flow_run", "deployment": self.deployment, "flow_run_id": run_id,
+                                  "counts_before": self._before})
+        return Outcome(True, f"started flow run {run_id}", {"flow_run_id": run_id})
+
+    def verify(self, applied: Outcome) -> Outcome:
+        if not self.wait:
+            return applied
+        run = self._follow()
+        after = self._counts()
+        details: dict[str, Any] = {"flow_run_id": run.id, "flow_run": run.name, "state": run.state_name or "-"}
+        if run.start_time and run.end_time:
+            details["duration_s"] = round((run.end_time - run.start_time).total_seconds(), 1)
+        if not run.is_final:
+            return Outcome(False, f"run {run.name} still {run.state_name} after {self.timeout_s:.0f}s", details)
+        if run.state_type != "COMPLETED":
+            return Outcome(False, f"run {run.name} ended {run.state_name}", details)
+        if self.moves is None:
+            return Outcome(True, f"run {run.name} COMPLETED", details)
+        details |= {"counts_before": self._before, "counts_after": after}
+        return rows_verdict(run.name, self.moves.from_status, self.moves.to_status, self._before, after, details)
+
+    def _follow(self):
+        deadline = time.monotonic() + self.timeout_s
+        last = None
+        while True:
+            run = prefect_api.read_flow_run(*self._api, self.run_id)
+            if run.state_name != last:
+                last = run.state_name
+                counts = self._counts()
+                self.watch(f"{run.name}: {run.state_name}" + (f"  rows {_fmt(counts)}" if counts else ""))
+            if run.is_final or time.monotonic() > deadline:
+                return run
+            time.sleep(self.poll_s)
+
+    def _counts(self) -> dict[str, int]:
+        if self.moves is None or not self.config.database.dsn:
+            return {}
+        from pipectl.connectors import postgres
+
+        table = next((t for t in self.config.state_tables if t.table == self.moves.table), None)
+        return postgres.status_counts(self.config.database.dsn, self.moves.table,
+                                      table.status_column if table else "status", timeout=10)
+
+
+def rows_verdict(run_name: str, from_status: str, to_status: str | None, before: Mapping[str, int],
+                 after: Mapping[str, int], details: dict[str, Any]) -> Outcome:
+    """Whether the rows the run was for moved on: the silent failure check, as a pure function."""
+    waiting = before.get(from_status, 0)
+    if to_status is None:
+        moved = waiting - after.get(from_status, 0)
+        ok = waiting == 0 or moved > 0
+        return Outcome(ok, f"run {run_name} COMPLETED; {moved} of {waiting} {from_status} row(s) moved on", details)
+    arrived = after.get(to_status, 0) - before.get(to_status, 0)
+    if waiting and arrived < waiting:
+        elsewhere = {s: n for s, n in after.items() if s not in (from_status, to_status) and n}
+        where = f" ({_fmt(elsewhere)})" if elsewhere else ""
+        return Outcome(False, f"run {run_name} COMPLETED but only {max(arrived, 0)} of {waiting} {from_status} "
+                              f"row(s) reached {to_status}{where}: the run failed silently", details)
+    return Outcome(True, f"run {run_name} COMPLETED; {max(arrived, 0)} row(s) reached {to_status}", details)
+
+
+def _fmt(counts: Mapping[str, int]) -> str:
+    return " ".join(f"{status}={n}" for status, n in sorted(counts.items()))
