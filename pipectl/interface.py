@@ -7,7 +7,7 @@ Third-party packages implement these and register them under the entry-point gro
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -15,6 +15,7 @@ from pipectl.model import DoctorResult, Finding, Severity, Status
 
 if TYPE_CHECKING:
     from pipectl.config import PipelineConfig
+    from pipectl.repair import Step
 
 
 @dataclass
@@ -67,6 +68,30 @@ class Check(ABC):
 
     def skipped(self, reason: str, **fields: Any) -> Finding:
         return self.finding(Status.SKIPPED, reason, **fields)
+
+
+@dataclass
+class PlaybookContext:
+    """What a playbook builds its steps from."""
+
+    config: PipelineConfig
+    environ: dict[str, str] = field(default_factory=dict)
+    progress: Callable[[str], None] = lambda text: None
+
+
+class Playbook(ABC):
+    """A named repair made of steps (see `pipectl.repair.Step`), each with its own verify.
+
+    The class docstring is the catalog entry: its first paragraph says which incident it repairs.
+    """
+
+    name: ClassVar[str]
+    verify_checks: ClassVar[tuple[str, ...]] = ()
+    """Checks (ids or components) run before and after, so the report shows the state on both sides."""
+
+    @abstractmethod
+    def steps(self, ctx: PlaybookContext) -> list[Step]:
+        """The steps, in order; building them must not change anything."""
 
 
 @dataclass(frozen=True)

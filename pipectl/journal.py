@@ -75,8 +75,10 @@ class Event:
 class Journal:
     """One SQLite file; each write is its own committed transaction, so a crash loses nothing written."""
 
-    def __init__(self, path: Path | str | None = None, clock=lambda: datetime.now(UTC)) -> None:
+    def __init__(self, path: Path | str | None = None, clock=lambda: datetime.now(UTC),
+                 actor: str | None = None) -> None:
         self.path = Path(path) if path else default_path()
+        self._actor = actor
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         with self._connect() as db:
@@ -94,7 +96,7 @@ class Journal:
             command=redactor(command),
             pipeline=pipeline,
             started_at=now.isoformat(),
-            actor=f"{_user()}@{socket.gethostname()}",
+            actor=self._actor or f"{_user()}@{socket.gethostname()}",
         )
         with self._connect() as db:
             db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?)",
@@ -102,12 +104,16 @@ class Journal:
         return run
 
     def record(self, run_id: str, kind: str, data: dict[str, Any]) -> None:
+        self.record_many(run_id, kind, [data])
+
+    def record_many(self, run_id: str, kind: str, items: list[dict[str, Any]]) -> None:
+        """Append events in one transaction: all of them, or none."""
         if kind not in KINDS:
             raise ValueError(f"unknown journal event kind {kind!r}")
-        text = redactor(json.dumps(data, default=str, sort_keys=True))
+        at = self._clock().isoformat()
+        rows = [(run_id, at, kind, redactor(json.dumps(data, default=str, sort_keys=True))) for data in items]
         with self._connect() as db:
-            db.execute("INSERT INTO events (run_id, at, kind, data) VALUES (?, ?, ?, ?)",
-                       (run_id, self._clock().isoformat(), kind, text))
+            db.executemany("INSERT INTO events (run_id, at, kind, data) VALUES (?, ?, ?, ?)", rows)
 
     def runs(self, limit: int = 20) -> list[Run]:
         with self._connect() as db:

@@ -60,6 +60,9 @@ class JournalRun:
     def record(self, kind: str, data: Mapping[str, Any]) -> None:
         self.journal.record(self.run.id, kind, dict(data))
 
+    def record_many(self, kind: str, items: list[Mapping[str, Any]]) -> None:
+        self.journal.record_many(self.run.id, kind, [dict(i) for i in items])
+
 
 class Repair(ABC):
     """One safe write to the pipeline. Subclasses compute a plan, apply it, and verify the result."""
@@ -79,39 +82,83 @@ class Repair(ABC):
 Confirm = Callable[[str], bool]
 
 
-def execute(
-    repair: Repair,
+@dataclass(frozen=True)
+class Step:
+    """One repair inside a sequence (a playbook), with the title the operator sees."""
+
+    title: str
+    repair: Repair
+
+
+def execute(repair: Repair, journal: JournalRun, **options: Any) -> Outcome:
+    """Plan, show, confirm, apply, verify, journal one repair. Returns the verify outcome."""
+    return execute_steps([Step(type(repair).__name__, repair)], journal, **options)
+
+
+def execute_steps(
+    steps: list[Step],
     journal: JournalRun,
     *,
     yes: bool = False,
     dry_run: bool = False,
     confirm: Confirm | None = None,
     show: Callable[[Plan], None] = lambda plan: None,
+    progress: Callable[[str], None] = lambda text: None,
 ) -> Outcome:
-    """Plan, show, confirm, apply, verify, journal. Returns the verify outcome (or the plan's, if stopped)."""
-    plan = repair.plan()
-    journal.record("plan", _plan_data(plan))
-    show(plan)
+    """Every plan first and shown together, one confirmation, then apply + verify step by step.
+
+    A failed apply or verify stops the sequence, and the outcome says exactly which steps were done.
+    """
+    plans = []
+    for step in steps:
+        plan = step.repair.plan()
+        journal.record("plan", {"step": step.title, **_plan_data(plan)})
+        show(plan)
+        plans.append(plan)
     if dry_run:
-        return _stop(journal, "dry run: nothing was changed", plan)
-    if plan.empty:
-        return _stop(journal, "nothing to do", plan)
+        return _stop(journal, "dry run: nothing was changed", plans)
+    if all(p.empty for p in plans) and not any(getattr(s.repair, "verify_when_empty", False) for s in steps):
+        return _stop(journal, "nothing to do", plans)
     if not yes:
         ask = confirm or _terminal_confirm
-        if not ask(f"Apply: {plan.title}?"):
-            return _stop(journal, "not confirmed: nothing was changed", plan, ok=False)
-    applied = repair.apply(plan, journal)
-    journal.record("outcome", {"stage": "apply", "ok": applied.ok, "summary": applied.summary, **applied.details})
-    if not applied.ok:
-        return applied
-    verified = repair.verify(applied)
-    journal.record("verify", {"ok": verified.ok, "summary": verified.summary, **verified.details})
-    return verified
+        title = plans[0].title if len(plans) == 1 else f"{len(steps)} steps"
+        if not ask(f"Apply: {title}?"):
+            return _stop(journal, "not confirmed: nothing was changed", plans, ok=False)
+    done: list[str] = []
+    result = Outcome(True, "nothing to do")
+    for number, (step, plan) in enumerate(zip(steps, plans, strict=True), 1):
+        progress(f"step {number}/{len(steps)}: {step.title}")
+        if plan.empty and not getattr(step.repair, "verify_when_empty", False):
+            done.append(f"{step.title} (nothing to do)")
+            continue
+        result = step.repair.apply(plan, journal) if not plan.empty else Outcome(True, "nothing to apply")
+        journal.record("outcome", {"stage": "apply", "step": step.title, "ok": result.ok, "summary": result.summary,
+                                   **result.details})
+        if result.ok:
+            result = step.repair.verify(result)
+            journal.record("verify", {"step": step.title, "ok": result.ok, "summary": result.summary,
+                                      **result.details})
+        if not result.ok:
+            if len(steps) > 1:
+                result = _stopped_at(number, steps, done, result)
+                journal.record("outcome", {"stage": "stopped", "ok": False, "summary": result.summary})
+            return result
+        done.append(step.title)
+    if len(steps) > 1:
+        result = Outcome(True, f"all {len(steps)} steps done and verified", {"last": result.summary})
+        journal.record("outcome", {"stage": "done", "ok": True, "summary": result.summary})
+    return result
 
 
-def _stop(journal: JournalRun, summary: str, plan: Plan, ok: bool = True) -> Outcome:
+def _stopped_at(number: int, steps: list[Step], done: list[str], failed: Outcome) -> Outcome:
+    not_started = [s.title for s in steps[number:]]
+    return Outcome(False, f"stopped at step {number}/{len(steps)} ({steps[number - 1].title}): {failed.summary}", {
+        "done": done or "none", "not started": not_started or "none", **failed.details})
+
+
+def _stop(journal: JournalRun, summary: str, plans: list[Plan], ok: bool = True) -> Outcome:
     journal.record("outcome", {"stage": "plan", "ok": ok, "summary": summary})
-    return Outcome(ok=ok, summary=summary, details={"planned": len(plan.changes)})
+    return Outcome(ok=ok, summary=summary, details={"planned changes": sum(len(p.changes) for p in plans)})
 
 
 def _terminal_confirm(question: str) -> bool:

@@ -13,7 +13,8 @@ import click
 import typer
 
 from pipectl import __version__
-from pipectl.cli import catalog, doctor, operate, repairs
+from pipectl.cli import catalog, doctor, history, operate, repairs
+from pipectl.cli.playbook import playbook_app
 from pipectl.cli.sandbox import sandbox_app
 from pipectl.errors import PipectlError
 from pipectl.redact import RedactingFilter, redactor
@@ -35,6 +36,10 @@ app.add_typer(repairs.secret_app, name="secret")
 app.command(name="trigger")(operate.trigger)
 app.add_typer(operate.deploy_app, name="deploy")
 app.command(name="redrive")(operate.redrive)
+app.add_typer(playbook_app, name="playbook")
+app.command(name="journal")(history.journal)
+app.command(name="report")(history.report)
+app.command(name="undo")(history.undo)
 
 
 @app.command()

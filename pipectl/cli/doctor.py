@@ -18,6 +18,8 @@ def doctor(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")] = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds each check may take (default: config, else 5).")] = None,
     fail_on: Annotated[str | None, typer.Option(help="Exit 1 only for FAIL findings at or above P0, P1 or P2.")] = None,
+    journal: Annotated[Path | None, typer.Option("--journal", help="Journal file (default: user state dir).")] = None,
+    no_journal: Annotated[bool, typer.Option("--no-journal", help="Do not record this run.")] = False,
 ) -> int:
     """Run every check concurrently and name the root cause of what is stuck."""
     from pipectl.config_load import environment
@@ -45,8 +47,27 @@ def doctor(
     chosen = select(checks.items, split_list(only), split_list(skip))
     ctx = Context(config=cfg, timeout=timeout or cfg.doctor.timeout, environ=environment(cfg.source))
     result = run_checks(chosen, ctx)
+    if not no_journal:
+        _journal(result, journal)
     options = RenderOptions(color=use_color(output) and format == "terminal")
     write(renderers.items[format](result, options), output)
     if output is not None:
         note(f"report written to {output}")
     return exit_code(result.findings, threshold or cfg.doctor.fail_on)
+
+
+def _journal(result, path: Path | None) -> None:
+    """Record the findings; a journal that cannot be written is a warning, never a failed doctor run."""
+    import shlex
+    import sys
+
+    from pipectl.journal import Journal
+    from pipectl.playbook import record_findings
+    from pipectl.repair import JournalRun
+
+    try:
+        book = Journal(path)
+        record_findings(JournalRun(book, book.start(shlex.join(["pipectl", *sys.argv[1:]]), result.pipeline)),
+                        result, "doctor")
+    except Exception as exc:  # noqa: BLE001 - the diagnosis matters more than its record
+        note(f"pipectl: warning: could not write the journal: {exc}")

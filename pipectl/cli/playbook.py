@@ -1,0 +1,54 @@
+"""`pipectl playbook run NAME`: a named repair, planned whole, confirmed once, verified step by step."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipectl.cli.common import ConfigOption, load, note, write
+from pipectl.cli.repairs import DryRunOption, JournalOption, YesOption
+
+playbook_app = typer.Typer(help="Run a named repair.", no_args_is_help=True)
+
+
+@playbook_app.command("run")
+def run(
+    name: Annotated[str, typer.Argument(help="A playbook from `pipectl playbooks list`.")],
+    config: ConfigOption = None,
+    yes: YesOption = False,
+    dry_run: DryRunOption = False,
+    journal: JournalOption = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Where to write the incident report "
+                                                "(default: ./pipectl-report-RUN_ID.md).")] = None,
+) -> int:
+    """Plan every step, confirm once, then apply and verify each; a failed verify stops the run."""
+    from pipectl.config_load import environment
+    from pipectl.errors import UsageError
+    from pipectl.interface import PlaybookContext
+    from pipectl.journal import Journal
+    from pipectl.playbook import run_playbook
+    from pipectl.registry import load_playbooks
+    from pipectl.repair import JournalRun
+    from pipectl.report.incident import render_incident
+    from pipectl.report.plan import render_outcome, render_plan
+
+    loaded = load_playbooks()
+    if name not in loaded.items:
+        raise UsageError(f"unknown playbook {name!r}: choose one of {', '.join(sorted(loaded.items)) or 'none'}")
+    cfg = load(config)
+    book = Journal(journal)
+    bound = JournalRun(book, book.start(shlex.join(["pipectl", *sys.argv[1:]]), cfg.pipeline))
+    ctx = PlaybookContext(config=cfg, environ=environment(cfg.source), progress=note)
+    outcome = run_playbook(loaded.items[name](), ctx, bound, yes=yes, dry_run=dry_run,
+                           show=lambda plan: write(render_plan(plan)))
+    note(render_outcome(outcome).rstrip())
+    if not dry_run:
+        target = report or Path(f"pipectl-report-{bound.run.id}.md")
+        write(render_incident(book.run(bound.run.id), book.events(bound.run.id)), target)
+        note(f"incident report written to {target}")
+    note(f"journal: run {bound.run.id}")
+    return 0 if outcome.ok else 1
