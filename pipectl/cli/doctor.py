@@ -20,6 +20,10 @@ def doctor(
     fail_on: Annotated[str | None, typer.Option(help="Exit 1 only for FAIL findings at or above P0, P1 or P2.")] = None,
     journal: Annotated[Path | None, typer.Option("--journal", help="Journal file (default: user state dir).")] = None,
     no_journal: Annotated[bool, typer.Option("--no-journal", help="Do not record this run.")] = False,
+    ci: Annotated[bool, typer.Option("--ci", help="Smoke gate: also write JUnit XML and SARIF, and annotate "
+                                     "GitHub Actions runs.")] = False,
+    junit: Annotated[Path, typer.Option(help="With --ci: where the JUnit XML goes.")] = Path("pipectl-junit.xml"),
+    sarif: Annotated[Path, typer.Option(help="With --ci: where the SARIF goes.")] = Path("pipectl.sarif"),
 ) -> int:
     """Run every check concurrently and name the root cause of what is stuck."""
     from pipectl.config_load import environment
@@ -53,7 +57,22 @@ def doctor(
     write(renderers.items[format](result, options), output)
     if output is not None:
         note(f"report written to {output}")
+    if ci:
+        _ci_outputs(result, renderers.items, junit, sarif)
     return exit_code(result.findings, threshold or cfg.doctor.fail_on)
+
+
+def _ci_outputs(result, renderers, junit: Path, sarif: Path) -> None:
+    """The smoke gate's artefacts; GitHub annotations only when running inside GitHub Actions."""
+    import os
+
+    from pipectl.interface import RenderOptions
+
+    write(renderers["junit"](result, RenderOptions()), junit)
+    write(renderers["sarif"](result, RenderOptions()), sarif)
+    note(f"CI artefacts: {junit}, {sarif}")
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        write(renderers["github"](result, RenderOptions()))
 
 
 def _journal(result, path: Path | None) -> None:
