@@ -1,0 +1,224 @@
+"""repo.secrets — credentials committed to the repository: in the working tree or in its history."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipectl.errors import NotFound
+from pipectl.interface import Check, Context
+from pipectl.model import Finding, Severity, Status
+from pipectl.redact import MASK, redactor
+
+if TYPE_CHECKING:
+    from pipectl.config import PipelineConfig
+    from pipectl.secret_scan import Hit
+
+_BUDGET = 0.8
+"""Share of the run's timeout the scan may use, so partial results are reported instead of a timeout."""
+_MAX_LISTED = 20
+_CREDENTIAL_FILES = (
+    ".env", ".pem", ".key", ".p12", ".pfx", ".jks", ".keystore", ".netrc", ".pgpass", ".npmrc", ".pypirc",
+    "credentials", "secrets", "id_rsa", "id_ed25519", "id_ecdsa", "id_dsa", ".tfvars",
+)  # fmt: skip
+"""Names of files that hold nothing but credentials: they leave git entirely instead of being edited."""
+
+
+class RepoSecrets(Check):
+    """Detects: credentials written into the repository — AWS, Stripe, GitHub, Slack and other tokens,
+    private keys, Prefect API keys, Modal tokens, passwords in URLs, and values assigned to names like
+    *_SECRET, *_KEY, *_TOKEN or PASSWORD — in the working tree (tracked files and untracked files that
+    .gitignore does not exclude) and in the lines added by the last `repo.max_commits` commits of every
+    branch and tag, including files deleted since. Placeholders (`env:NAME`, `${VAR}`, `<REDACTED>`) are
+    ignored. Findings name the rule, file, line and commit; never the value.
+
+    Why it matters: the second incident leaked AWS, Supabase, Prefect and Stripe keys through a committed
+    file. Deleting the file does not help: every clone still has it in history, so the keys must be
+    treated as public until they are rotated.
+
+    Fix: rotate the credential first (revoking it is what actually stops the leak), then remove it from
+    history with `git filter-repo --invert-paths --path FILE` (or `--replace-text` for a file you keep),
+    force-push, and move the value to the environment (`env:NAME`).
+    """
+
+    id = "repo.secrets"
+    component = "repo"
+    severity = Severity.P1
+
+    def run(self, ctx: Context) -> list[Finding]:
+        from pipectl.connectors import git
+
+        deadline = time.monotonic() + ctx.timeout * _BUDGET
+        folder = repo_path(ctx.config)
+        try:
+            root = git.toplevel(folder, ctx.timeout)
+        except NotFound as exc:
+            return [self.skipped(f"no git repository to scan: {exc}")]
+        scan = _Scan(root)
+        scan.tree(git, deadline, ctx.timeout)
+        if ctx.config.repo.history and not scan.truncated:
+            scan.history(git, ctx.config.repo.max_commits, deadline)
+        return scan.findings(self, ctx.config.repo.history)
+
+
+def repo_path(config: PipelineConfig) -> Path:
+    """`[repo] path` (relative to the config file), else the config file's folder, else the current one."""
+    source = config.source.path
+    base = Path(source).expanduser().parent if source and not source.startswith("<") else Path.cwd()
+    if config.repo.path:
+        path = Path(config.repo.path).expanduser()
+        return path if path.is_absolute() else base / path
+    return base
+
+
+@dataclass
+class _FileHits:
+    tree: list[Hit] = field(default_factory=list)
+    history: list[Hit] = field(default_factory=list)
+
+
+@dataclass
+class _Scan:
+    root: Path
+    by_file: dict[str, _FileHits] = field(default_factory=dict)
+    tracked: dict[str, bool] = field(default_factory=dict)
+    files_scanned: int = 0
+    commits_scanned: int = 0
+    truncated: str = ""
+
+    def tree(self, git, deadline: float, timeout: float) -> None:
+        from pipectl.secret_scan import scan_text, scannable
+
+        entries = git.tree_files(self.root, timeout)
+        self.tracked = {entry.path: entry.tracked for entry in entries}
+        for entry in entries:
+            if time.monotonic() > deadline:
+                self.truncated = f"working tree: {self.files_scanned} of {len(entries)} files scanned"
+                return
+            if not scannable(entry.path):
+                continue
+            text = git.read_text(self.root, entry.path)
+            if text is None:
+                continue
+            self.files_scanned += 1
+            self._add(scan_text(entry.path, text), history=False)
+
+    def history(self, git, max_commits: int, deadline: float) -> None:
+        from pipectl.secret_scan import scan_lines, scannable
+
+        stream = git.history(self.root, max_commits, deadline)
+        for patch in stream:
+            if not scannable(patch.path):
+                continue
+            self._add(scan_lines(patch.path, patch.lines, patch.commit), history=True)
+        self.commits_scanned = stream.commits
+        if stream.truncated:
+            self.truncated = f"history: {stream.commits} of up to {max_commits} commits scanned"
+
+    def _add(self, hits: list[Hit], history: bool) -> None:
+        for hit in hits:
+            redactor.add(hit.value)  # before anything could turn it into text
+            bucket = self.by_file.setdefault(hit.file, _FileHits())
+            (bucket.history if history else bucket.tree).append(hit)
+
+    def findings(self, check: Check, history_enabled: bool) -> list[Finding]:
+        findings = [
+            self._finding(check, path, hits, history_enabled) for path, hits in sorted(self.by_file.items())
+        ]
+        if self.truncated:
+            findings.append(
+                check.warn(
+                    f"secret scan stopped at the time limit ({self.truncated}); what was found is reported",
+                    subject="(incomplete scan)",
+                    impact="Files or commits after the cut were not looked at.",
+                    evidence={"files_scanned": self.files_scanned, "commits_scanned": self.commits_scanned},
+                    fix=f"pipectl doctor --only {check.id} --timeout 60",
+                )
+            )
+        if not self.by_file and not self.truncated:
+            scope = f"{self.files_scanned} files"
+            scope += f" and {self.commits_scanned} commits" if history_enabled else " (history not scanned)"
+            findings.append(check.ok(f"no credentials found in {scope}",
+                                     evidence={"files_scanned": self.files_scanned,
+                                               "commits_scanned": self.commits_scanned}))  # fmt: skip
+        return findings
+
+    def _finding(self, check: Check, path: str, hits: _FileHits, history_enabled: bool) -> Finding:
+        every = hits.tree + hits.history
+        rules = sorted({h.rule for h in every})
+        in_tree = bool(hits.tree)
+        tracked = self.tracked.get(path)
+        exists = tracked is not None
+        if history_enabled:
+            in_history: bool | None = bool(hits.history)
+        else:
+            in_history = True if tracked else None  # a tracked file was committed (we assume unchanged)
+        commits = list(dict.fromkeys(h.where for h in hits.history))
+        listed = [f"line {h.line} ({h.where}): {h.rule} = {MASK}" for h in every[:_MAX_LISTED]]
+        if len(every) > _MAX_LISTED:
+            listed.append(f"… and {len(every) - _MAX_LISTED} more")
+        evidence = {
+            "rules": rules,
+            "lines": sorted({h.line for h in every}),
+            "commits": commits,
+            "in_working_tree": in_tree,
+            "still_in_history": in_history,
+            "hits": listed,
+        }
+        distinct = {h.value if h.value else (h.rule, h.line, h.commit) for h in every}
+        count = f"{len(distinct)} credential(s) ({', '.join(rules)})"
+        if in_history:
+            where = (
+                "in the working tree and in git history" if in_tree else "deleted, but still in git history"
+            )
+            return check.fail(
+                f"{path}: {count} committed — {where}",
+                subject=path,
+                impact="Anyone with a clone of the repository holds these credentials, even after the file "
+                "is deleted, until they are rotated.",
+                evidence=evidence,
+                fix=_fix(path, exists=exists, committed=True),
+            )
+        return check.finding(
+            Status.WARN,
+            f"{path}: {count} in the working tree, not committed yet"
+            + ("" if tracked else " (untracked, not in .gitignore)"),
+            severity=Severity.P2,
+            subject=path,
+            impact="One `git add -A && git commit` away from leaking these credentials.",
+            evidence=evidence,
+            fix=_fix(path, exists=exists, committed=False, tracked=bool(tracked)),
+        )
+
+
+def _fix(path: str, exists: bool, committed: bool, tracked: bool = True) -> str:
+    quoted = shlex.quote(path)
+    if not committed:
+        if tracked:
+            return f"before committing, move the values out of {quoted} into the environment (env:NAME)"
+        return f"echo {shlex.quote('/' + path)} >> .gitignore  # and keep the values in the environment"
+    purge = (
+        f"git filter-repo --invert-paths --path {quoted} && git push --force --all && git push --force --tags"
+    )
+    if not exists:
+        return f"rotate the credentials, then: {purge}"
+    if _is_credentials_file(path):
+        ignore = f"echo {shlex.quote('/' + path)} >> .gitignore"
+        stop = f"git commit -m {shlex.quote('Stop tracking ' + path)}"
+        return f"rotate the credentials, then: git rm --cached {quoted} && {ignore} && {stop} && {purge}"
+    return (
+        f"rotate the credentials, replace them with env:NAME in {quoted} and commit, then list the old "
+        "values in leaked.txt (one per line) and: git filter-repo --replace-text leaked.txt "
+        "&& git push --force --all"
+    )
+
+
+def _is_credentials_file(path: str) -> bool:
+    name = os.path.basename(path).lower()
+    return any(
+        name == marker or name.startswith(marker) or name.endswith(marker) for marker in _CREDENTIAL_FILES
+    )
