@@ -32,6 +32,7 @@ LINKS: tuple[Link, ...] = (
     Link("prefect.runs", ("prefect.job_variables", "modal.auth", "modal.function", "prefect.work_pool")),
     Link("sqs.dlq", ("prefect.deployment", "sqs.queue", "credentials.present")),
     Link("prefect.deployment", ("prefect.api",)),
+    Link("prefect.deployment", ("prefect.work_pool",), when={"problem": "work_pool_missing"}),
     Link("prefect.work_pool", ("prefect.api",)),
     Link("prefect.job_variables", ("prefect.api",)),
 )

@@ -29,6 +29,9 @@ from pipectl.errors import ConnectorError, NotFound, Unauthorized, Unreachable, 
 
 DEFAULT_TIMEOUT = 15.0
 SECRET_BLOCK_TYPE = "secret"
+_STATE_TYPES = (
+    "SCHEDULED", "PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "CRASHED", "PAUSED", "CANCELLING",
+)
 
 T = TypeVar("T")
 
@@ -400,17 +403,42 @@ def count_late_runs(
 
 
 def recent_flow_runs(
-    api_url: str, api_key: str | None, deployment_id: str, limit: int = 10, timeout: float = DEFAULT_TIMEOUT
+    api_url: str,
+    api_key: str | None,
+    deployment_id: str,
+    limit: int = 10,
+    timeout: float = DEFAULT_TIMEOUT,
+    *,
+    state_types: list[str] | tuple[str, ...] | None = None,
 ) -> list[FlowRunInfo]:
-    """The deployment's latest flow runs, newest (by expected start) first."""
+    """The deployment's latest flow runs, newest (by expected start) first.
+
+    `state_types` (e.g. COMPLETED, FAILED, CRASHED) keeps only runs in those states: without it, a
+    scheduled deployment's future runs (created days ahead) fill the whole `limit`.
+    """
     deployment_uuid = _uuid(deployment_id, "deployment")
+    if state_types is not None:
+        unknown = [t for t in state_types if t not in _STATE_TYPES]
+        if unknown:
+            raise UsageError(f"unknown flow run state type(s): {', '.join(unknown)}")
 
     async def run(client) -> list[FlowRunInfo]:
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
+        from prefect.client.schemas.filters import (
+            FlowRunFilter,
+            FlowRunFilterDeploymentId,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
+        )
+        from prefect.client.schemas.objects import StateType
         from prefect.client.schemas.sorting import FlowRunSort
 
+        state = None
+        if state_types is not None:
+            state = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(t) for t in state_types]))
         runs = await client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(any_=[deployment_uuid])),
+            flow_run_filter=FlowRunFilter(
+                deployment_id=FlowRunFilterDeploymentId(any_=[deployment_uuid]), state=state
+            ),
             sort=FlowRunSort.EXPECTED_START_TIME_DESC,
             limit=limit,
         )

@@ -1,0 +1,121 @@
+"""prefect.api — the Prefect API answers and accepts our credentials.
+
+Also home of the small helpers the other `prefect.*` checks share (which API, how much time is left).
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+from pipectl.connectors import prefect as prefect_api
+from pipectl.errors import Unauthorized, Unreachable
+from pipectl.interface import Check, Context
+from pipectl.model import Finding, Severity
+
+_MARGIN = 0.9
+"""Share of the check's timeout handed to the connector, so our own message wins over the runner's."""
+
+
+def skip_reason(ctx: Context) -> str | None:
+    """Why no Prefect check can run here (no API configured), or None."""
+    prefect = ctx.config.prefect
+    if prefect.api_url:
+        return None
+    variable = ctx.config.source.unresolved.get("prefect.api_url")
+    if variable:
+        return f"prefect.api_url refers to {variable}, which is not set (export it or add it to .env)"
+    return "no [prefect] api_url in the config"
+
+
+def deployments_skip_reason(ctx: Context) -> str | None:
+    """skip_reason, or that the config lists no deployments to look at."""
+    reason = skip_reason(ctx)
+    if reason is None and not ctx.config.prefect.deployments:
+        return "the config lists no [[prefect.deployments]]"
+    return reason
+
+
+def api(ctx: Context) -> tuple[str, str | None]:
+    """(api_url, api_key) for the connector; the key is None when not configured."""
+    return ctx.config.prefect.api_url or "", ctx.config.prefect.api_key or None
+
+
+def safe_url(url: str) -> str:
+    """The URL without any user:password part, fit for a finding."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        parts = parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host)
+    return urlunsplit(parts)
+
+
+def runs_text(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
+class Budget:
+    """The time left of a check's timeout, to hand to each connector call in turn."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.deadline = time.monotonic() + ctx.timeout * _MARGIN
+
+    def left(self) -> float:
+        return max(0.5, self.deadline - time.monotonic())
+
+
+class PrefectApi(Check):
+    """Detects: a Prefect API (Cloud workspace or self-hosted server) that does not answer, answers
+    with errors, or refuses the configured API key (HTTP 401/403). The server version goes in the
+    evidence.
+
+    Why it matters: every deployment, work pool and run check — and every scheduled run of the
+    pipeline — goes through this API; when it is down or refuses the key, nothing is orchestrated.
+
+    Fix: check `prefect.api_url` in pipectl.toml and that the server is up (`curl URL/health`); for a
+    refused key, set PREFECT_API_KEY to a valid key of that workspace.
+    """
+
+    id = "prefect.api"
+    component = "prefect"
+    severity = Severity.P0
+
+    def applies(self, ctx: Context) -> str | None:
+        return skip_reason(ctx)
+
+    def run(self, ctx: Context) -> list[Finding]:
+        url, key = api(ctx)
+        where = safe_url(url)
+        key_variable = ctx.config.source.references.get("prefect.api_key")
+        try:
+            version = prefect_api.api_health(url, key, timeout=Budget(ctx).left())
+        except Unauthorized as exc:
+            if key:
+                summary = f"Prefect API key refused by {where}"
+                fix = (f"set {key_variable or 'PREFECT_API_KEY'} to a valid API key of this workspace, "
+                       f"then `pipectl doctor --only {self.id}`")
+            else:
+                summary = f"Prefect at {where} requires an API key and none is configured"
+                fix = ('add api_key = "env:PREFECT_API_KEY" to [prefect], export PREFECT_API_KEY, '
+                       f"then `pipectl doctor --only {self.id}`")
+            unresolved = ctx.config.source.unresolved.get("prefect.api_key")
+            if unresolved:
+                summary += f" ({unresolved} is not set)"
+            return [self.fail(
+                summary,
+                impact="pipectl and the pipeline's own clients cannot read or schedule anything in Prefect.",
+                evidence={"url": where, "error": str(exc), "api_key_configured": bool(key)},
+                fix=fix,
+            )]
+        except Unreachable as exc:
+            return [self.error(
+                str(exc),
+                impact="No deployment can be scheduled or run, and the other Prefect checks cannot tell anything.",
+                evidence={"url": where},
+                fix=f"curl -fsS {where.rstrip('/')}/health (if that fails too: start the server, or correct "
+                    "prefect.api_url)",
+            )]
+        return [self.ok(
+            f"Prefect API at {where} answers (server {version})",
+            evidence={"url": where, "server_version": version, "api_key_configured": bool(key)},
+        )]

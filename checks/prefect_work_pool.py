@@ -1,0 +1,104 @@
+"""prefect.work_pool — the pipeline's work pools exist, are not paused, and a live worker polls them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pipectl.checks.prefect_api import Budget, api, deployments_skip_reason, runs_text
+
+from pipectl.connectors import prefect as prefect_api
+from pipectl.interface import Check, Context
+from pipectl.model import Finding, Severity
+
+
+class PrefectWorkPool(Check):
+    """Detects: a work pool used by the configured deployments that does not exist, is paused, has
+    no live worker, or holds Late runs. A worker is live when Prefect reports it ONLINE: a heartbeat
+    within 3× its heartbeat interval (90 s by default). Late runs with a worker that still looks ONLINE
+    mean that worker died moments ago, hangs, or the pool's concurrency limit is reached.
+
+    Why it matters: runs of a pool nobody polls are never started; they go Late and the rows they
+    should move stay PENDING, while every deployment looks fine.
+
+    Fix: start a worker for the pool (`prefect worker start --pool POOL`), or resume a paused pool
+    (`prefect work-pool resume POOL`).
+    """
+
+    id = "prefect.work_pool"
+    component = "prefect"
+    severity = Severity.P0
+
+    def applies(self, ctx: Context) -> str | None:
+        return deployments_skip_reason(ctx)
+
+    def run(self, ctx: Context) -> list[Finding]:
+        budget = Budget(ctx)
+        pools: dict[str, list[str]] = {}  # pool → deployments using it
+        for entry in ctx.config.prefect.deployments:
+            pool = entry.work_pool
+            if pool is None:
+                deployment = prefect_api.read_deployment(*api(ctx), entry.name, timeout=budget.left())
+                pool = deployment.work_pool_name if deployment else None
+            if pool:
+                pools.setdefault(pool, []).append(entry.name)
+        if not pools:
+            return [self.skipped("no configured deployment names a work pool, and none registered has one")]
+        return [self._pool(ctx, budget, pool, users) for pool, users in pools.items()]
+
+    def _pool(self, ctx: Context, budget: Budget, name: str, users: list[str]) -> Finding:
+        info = prefect_api.read_work_pool(*api(ctx), name, timeout=budget.left())
+        start = f"prefect worker start --pool {name}"
+        if info is None:
+            return self.fail(
+                f"work pool {name} does not exist",
+                subject=name,
+                impact=f"No run of {', '.join(users)} can ever start.",
+                evidence={"pool": name, "deployments": users, "problem": "missing"},
+                fix=f"prefect work-pool create {name} --type process (or the type production uses, "
+                    f"e.g. prefect:managed), then `{start}`",
+            )
+        late = prefect_api.count_late_runs(*api(ctx), pool=name, timeout=budget.left())
+        now = datetime.now(UTC)
+        live = [w for w in info.workers if w.status == "ONLINE" and w.last_heartbeat is not None]
+        newest = max((w.last_heartbeat for w in info.workers if w.last_heartbeat), default=None)
+        evidence = {
+            "pool": name,
+            "type": info.type,
+            "status": info.status,
+            "paused": info.paused,
+            "deployments": users,
+            "workers": [w.name for w in info.workers],
+            "live_workers": [w.name for w in live],
+            "last_heartbeat_s": round((now - newest).total_seconds(), 1) if newest else None,
+            "late_runs": late,
+            "concurrency_limit": info.concurrency_limit,
+        }
+        impact = f"Runs of {', '.join(users)} are not started; the rows they should move stay where they are."
+        if info.paused:
+            return self.fail(
+                f"work pool {name} is paused" + (f"; {runs_text(late)} Late" if late else ""),
+                subject=name, impact=impact, evidence={**evidence, "problem": "paused"},
+                fix=f"prefect work-pool resume {name}",
+            )
+        if not live:
+            seen = f"last heartbeat {evidence['last_heartbeat_s']:g}s ago" if newest else "no worker ever seen"
+            return self.fail(
+                f"no worker polls work pool {name} ({seen})" + (f"; {runs_text(late)} Late" if late else ""),
+                subject=name, impact=impact, evidence={**evidence, "problem": "no_worker"},
+                fix=start,
+            )
+        if late:
+            limit = (f", or the pool's concurrency limit ({info.concurrency_limit}) is reached"
+                     if info.concurrency_limit is not None else "")
+            names = ", ".join(w.name for w in live)
+            return self.fail(
+                f"no worker picks up runs from work pool {name}: {runs_text(late)} Late while {names} still "
+                f"counts as ONLINE (last heartbeat {evidence['last_heartbeat_s']:g}s ago): it stopped "
+                f"moments ago or hangs{limit}",
+                subject=name, impact=impact, evidence={**evidence, "problem": "late_runs"},
+                fix=start,
+            )
+        return self.ok(
+            f"work pool {name}: {len(live)} live worker(s), no Late runs",
+            subject=name, evidence=evidence,
+        )
