@@ -10,7 +10,7 @@ import pytest
 
 from pipectl.redact import redactor
 
-pytest_plugins = ["tests.fixtures.sandbox"]
+pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.sandbox"]
 
 _ISOLATED = {
     "MODAL_CONFIG_PATH": "modal-config-that-does-not-exist.toml",

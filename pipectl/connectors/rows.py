@@ -57,7 +57,7 @@ def rows_not_moved_since(
     )
     with session(dsn, timeout, connect_timeout) as db:
         try:
-            rows = db.conn.execute(query, params).fetchall()
+            rows = db.fetch(query, params)
         except (errors.UndefinedTable, errors.UndefinedColumn) as exc:
             raise NotFound(f"{table}: {_first_line(exc)} (in {db.where})") from None
         except errors.InsufficientPrivilege as exc:
