@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from pipectl.checks.db_connect import connect_timeout, database_skip_reason, query_timeout
-from pipectl.config import StateTable
+from pipectl.config import PipelineConfig, StateTable
 from pipectl.connectors import postgres
 from pipectl.durations import format_duration
 from pipectl.errors import ConnectorError, NotFound, Unauthorized
@@ -56,6 +56,7 @@ class DbStuck(Check):
         return None
 
     def run(self, ctx: Context) -> list[Finding]:
+        self.config = ctx.config
         dsn = ctx.config.database.dsn or ""
         try:
             with postgres.session(dsn, query_timeout(ctx), connect_timeout(ctx)) as db:
@@ -128,7 +129,7 @@ class DbStuck(Check):
             severity=Severity.P0 if group.rows >= P0_ROWS else Severity.P1,
             impact=_impact(group.status),
             evidence=evidence,
-            fix=reset_command(st, group),
+            fix=fix_command(self.config, st, group),
         )
 
     def _more(self, st: StateTable, rest: list[postgres.StuckGroup]) -> Finding:
@@ -176,6 +177,16 @@ class DbStuck(Check):
             evidence={"table": st.table},
             caused_by=(f"db.connect:{st.table}",),
         )
+
+
+def fix_command(config: PipelineConfig, st: StateTable, group: postgres.StuckGroup) -> str:
+    """Rows waiting to be picked up need the run that picks them up; rows stuck later need a reset."""
+    for deployment in config.prefect.deployments:
+        if deployment.moves and deployment.moves.table == st.table and deployment.moves.from_status == group.status:
+            return f"pipectl trigger {shlex.quote(deployment.name)} --wait"
+    if previous_status(group.status) is None and group.status.upper() == "PENDING":
+        return "pipectl doctor --only prefect  # nothing picks up PENDING rows: find out why before resetting"
+    return reset_command(st, group)
 
 
 def reset_command(st: StateTable, group: postgres.StuckGroup) -> str:

@@ -13,6 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.fixtures.postgres import create_database, drop_database
+
 from pipectl.connectors import modal as modal_connector
 from pipectl.errors import Unauthorized, Unreachable
 from pipectl.sandbox.modal_fake import write_state
@@ -32,17 +34,15 @@ class Fake:
 
 
 @pytest.fixture(scope="module")
-def pg_uri(tmp_path_factory):
-    pgserver = pytest.importorskip("pgserver")
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
-    uri = server.get_uri()
+def pg_uri(pg_server):
+    uri = create_database(pg_server)
     with psycopg.connect(uri, autocommit=True) as conn:
         conn.execute(
             "CREATE TABLE workflow_states (id integer PRIMARY KEY, status text NOT NULL,"
             " updated_at timestamptz NOT NULL DEFAULT now() - interval '1 hour')"
         )
     yield uri
-    server.cleanup()
+    drop_database(pg_server, uri)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.postgres import create_database, drop_database
+
 from pipectl import errors
 from pipectl.connectors import prefect as connector
 from pipectl.sandbox import prefect_stack as stack
@@ -57,16 +59,14 @@ def isolated_env(base):
 
 
 @pytest.fixture(scope="module")
-def database_url(base) -> str:
-    import pgserver
+def database_url(pg_server) -> str:
     import psycopg
 
-    server = pgserver.get_server(base / "pg", cleanup_mode="stop")
-    uri = server.get_uri()
+    uri = create_database(pg_server)
     with psycopg.connect(uri) as conn:
         conn.execute(SCHEMA)
     yield uri
-    server.cleanup()
+    drop_database(pg_server, uri)
 
 
 @pytest.fixture(scope="module")
