@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import sys
 
-import click
 import typer
 
 from pipectl import __version__
@@ -18,6 +17,14 @@ from pipectl.cli.playbook import playbook_app
 from pipectl.cli.sandbox import sandbox_app
 from pipectl.errors import PipectlError
 from pipectl.redact import RedactingFilter, redactor
+
+def _optional_click_exception() -> type[Exception] | None:
+    try:
+        from click import ClickException
+    except ImportError:
+        return None
+    return ClickException
+
 
 app = typer.Typer(
     name="pipectl",
@@ -49,6 +56,10 @@ def version() -> None:
 
 
 INTERNAL_ERROR = 70
+# Typer ≥ 0.2x vendors click and raises its own copies of click's exceptions; older releases raise click's.
+_CLICK_ERRORS: tuple[type[Exception], ...] = tuple(
+    cls for cls in (getattr(typer, "TyperException", None), _optional_click_exception()) if cls is not None
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,14 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging()
     try:
         result = app(args=argv, prog_name="pipectl", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         _error("aborted")
         return 130
-    except click.ClickException as exc:
+    except _CLICK_ERRORS as exc:  # bad flags, unknown commands: click's usage errors, one line, exit 2
         _error(exc.format_message())
-        return exc.exit_code
+        return getattr(exc, "exit_code", 2)
     except PipectlError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             _error(line)

@@ -1,0 +1,31 @@
+"""Bad input gets one line naming the problem and exit 2 — never a traceback."""
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nope"], "No such command 'nope'"),
+        (["doctor", "--bogus"], "No such option: --bogus"),
+        (["doctor", "--timeout", "abc"], "Invalid value for '--timeout'"),
+        (["doctor", "--timeout", "-1", "--config", "CONFIG"], "--timeout must be a positive number"),
+        (["doctor", "--format", "yaml", "--config", "CONFIG"], "unknown format 'yaml'"),
+        (["doctor", "--fail-on", "high", "--config", "CONFIG"], "--fail-on: severity must be one of P0, P1, P2"),
+        (["doctor", "--only", "nothing.here", "--config", "CONFIG"], "unknown check or component 'nothing.here'"),
+        (["patch", "no-slash", "--env", "A=b", "--config", "CONFIG"], "'no-slash' is not FLOW/DEPLOYMENT"),
+        (["patch", "a/b", "--config", "CONFIG"], "nothing to patch"),
+        (["trigger", "a/b", "--timeout", "soon", "--config", "CONFIG"], "--timeout: invalid duration 'soon'"),
+        (["secret", "set", "x", "--config", "CONFIG"], "give exactly one of --from-env VAR or --stdin"),
+        (["playbook", "run", "nope", "--config", "CONFIG"], "unknown playbook 'nope'"),
+        (["sandbox", "break", "nope"], "unknown scenario 'nope'"),
+        (["doctor", "--config", "missing.toml"], "missing.toml: config file not found"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(run_cli, write_config, args, message):
+    config = write_config('pipeline = "t"\n')
+    code, out, err = run_cli(*[str(config) if a == "CONFIG" else a for a in args])
+    assert code == 2, err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
