@@ -111,7 +111,8 @@ class Journal:
         if kind not in KINDS:
             raise ValueError(f"unknown journal event kind {kind!r}")
         at = self._clock().isoformat()
-        rows = [(run_id, at, kind, redactor(json.dumps(data, default=str, sort_keys=True))) for data in items]
+        rows = [(run_id, at, kind, json.dumps(redactor.data(json.loads(json.dumps(data, default=str))), sort_keys=True))
+                for data in items]
         with self._connect() as db:
             db.executemany("INSERT INTO events (run_id, at, kind, data) VALUES (?, ?, ?, ?)", rows)
 

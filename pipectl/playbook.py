@@ -59,7 +59,7 @@ def row_counts(config: PipelineConfig, timeout: float) -> dict[str, Any]:
     counts: dict[str, Any] = {}
     for table in config.state_tables:
         try:
-            counts[table.table] = postgres.status_counts(config.database.dsn, table, timeout)
+            counts[table.table] = postgres.status_counts(config.database.dsn, table, timeout=timeout)
         except PipectlError as exc:
             counts[table.table] = {"error": str(exc)}
     return counts

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from typing import Any
 
 MASK = "****"
 MIN_LEN = 4
@@ -29,6 +30,11 @@ class Redactor:
         with self._lock:
             for form in forms:
                 self._grams.update(form[i : i + MIN_LEN] for i in range(len(form) - MIN_LEN + 1))
+
+    @property
+    def active(self) -> bool:
+        """Whether any secret is registered (nothing to mask otherwise)."""
+        return bool(self._grams)
 
     def clear(self) -> None:
         with self._lock:
@@ -57,6 +63,31 @@ class Redactor:
                 out.append(text[i])
                 i += 1
         return "".join(out)
+
+
+    def data(self, value: Any) -> Any:
+        """The same structure with every string (and key) redacted; numbers and booleans are left alone.
+
+        Redacting serialized JSON as text could mask digits inside a number and break the document.
+        """
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {self(str(k)): self.data(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.data(v) for v in value]
+        return value
+
+    def json_text(self, text: str) -> str | None:
+        """Redact a JSON document structurally; None when `text` is not JSON."""
+        stripped = text.lstrip()
+        if not stripped.startswith(("{", "[")):
+            return None
+        try:
+            document = json.loads(text)
+        except ValueError:
+            return None
+        return json.dumps(self.data(document), indent=2) + "\n"
 
 
 redactor = Redactor()

@@ -39,3 +39,20 @@ def test_log_records_pass_through_the_redactor(caplog):
         logger.warning("connecting with %s", "Zq81xWv3Lm0Pk")
     assert "Zq81" not in caplog.text
     assert MASK in caplog.text
+
+
+def test_structured_redaction_keeps_numbers_and_json_valid(tmp_path):
+    import json
+
+    from pipectl.journal import Journal
+
+    redactor.add("hunter2024")
+    book = Journal(tmp_path / "j.sqlite3")
+    run = book.start("pipectl reset", "t")
+    book.record(run.id, "change", {"kind": "rows", "ids": [12023, 2024, 52024], "note": "pw hunter2024"})
+    (event,) = book.events(run.id, "change")
+    assert event.data["ids"] == [12023, 2024, 52024]
+    assert event.data["note"] == "pw " + MASK
+    text = redactor.json_text(json.dumps({"rows": 2024, "dsn": "x:hunter2024@h"}))
+    assert json.loads(text) == {"rows": 2024, "dsn": "x:" + MASK + "@h"}
+    assert redactor.json_text("not json") is None

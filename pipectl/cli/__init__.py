@@ -12,7 +12,7 @@ import sys
 import typer
 
 from pipectl import __version__
-from pipectl.cli import catalog, doctor, history, operate, repairs
+from pipectl.cli import catalog, doctor, history, operate, repairs, reset
 from pipectl.cli.playbook import playbook_app
 from pipectl.cli.sandbox import sandbox_app
 from pipectl.errors import PipectlError
@@ -38,6 +38,7 @@ app.command(name="doctor")(doctor.doctor)
 app.add_typer(catalog.checks_app, name="checks")
 app.add_typer(catalog.playbooks_app, name="playbooks")
 app.add_typer(sandbox_app, name="sandbox")
+app.command(name="reset")(reset.reset)
 app.command(name="patch")(repairs.patch)
 app.add_typer(repairs.secret_app, name="secret")
 app.command(name="trigger")(operate.trigger)

@@ -36,7 +36,8 @@ def use_color(output: Path | None = None) -> bool:
 
 def write(text: str, output: Path | None = None) -> None:
     """The only way commands write results: always through the redactor; to a file or stdout."""
-    safe = redactor(text)
+    safe = redactor.json_text(text) if redactor.active else None  # JSON stays valid JSON
+    safe = safe if safe is not None else redactor(text)
     if output is None:
         sys.stdout.write(safe)
         sys.stdout.flush()
