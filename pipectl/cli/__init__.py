@@ -14,6 +14,7 @@ import typer
 from pipectl import __version__
 from pipectl.cli import catalog, doctor, history, operate, repairs, reset
 from pipectl.cli.playbook import playbook_app
+from pipectl.cli.common import remember_invocation
 from pipectl.cli.sandbox import sandbox_app
 from pipectl.errors import PipectlError
 from pipectl.redact import RedactingFilter, redactor
@@ -66,6 +67,7 @@ _CLICK_ERRORS: tuple[type[Exception], ...] = tuple(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every error ends as one redacted line on stderr and a documented exit code."""
     _configure_logging()
+    remember_invocation(sys.argv[1:] if argv is None else argv)
     try:
         result = app(args=argv, prog_name="pipectl", standalone_mode=False)
     except typer.Exit as exc:

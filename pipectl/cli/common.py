@@ -17,6 +17,20 @@ ConfigOption = Annotated[
 ]
 
 
+_invocation: list[str] = []
+
+
+def remember_invocation(argv: list[str]) -> None:
+    """main() records its arguments, so journals name the command as typed (also when run in-process)."""
+    _invocation[:] = argv
+
+
+def command_line() -> str:
+    import shlex
+
+    return shlex.join(["pipectl", *(_invocation or sys.argv[1:])])
+
+
 def load(config_path: Path | None):
     """The validated config; a ConfigError propagates to main() as one line per problem."""
     from pipectl.config_load import load_config

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pipectl.cli.common import ConfigOption, load, note, split_list, use_color, write
+from pipectl.cli.common import ConfigOption, command_line, load, note, split_list, use_color, write
 
 
 def doctor(
@@ -77,16 +77,13 @@ def _ci_outputs(result, renderers, junit: Path, sarif: Path) -> None:
 
 def _journal(result, path: Path | None) -> None:
     """Record the findings; a journal that cannot be written is a warning, never a failed doctor run."""
-    import shlex
-    import sys
-
     from pipectl.journal import Journal
     from pipectl.playbook import record_findings
     from pipectl.repair import JournalRun
 
     try:
         book = Journal(path)
-        record_findings(JournalRun(book, book.start(shlex.join(["pipectl", *sys.argv[1:]]), result.pipeline)),
+        record_findings(JournalRun(book, book.start(command_line(), result.pipeline)),
                         result, "doctor")
     except Exception as exc:  # noqa: BLE001 - the diagnosis matters more than its record
         note(f"pipectl: warning: could not write the journal: {exc}")

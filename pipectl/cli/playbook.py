@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from pipectl.cli.common import ConfigOption, load, note, write
+from pipectl.cli.common import ConfigOption, command_line, load, note, write
 from pipectl.cli.repairs import DryRunOption, JournalOption, YesOption
 
 playbook_app = typer.Typer(help="Run a named repair.", no_args_is_help=True)
@@ -41,7 +39,7 @@ def run(
         raise UsageError(f"unknown playbook {name!r}: choose one of {', '.join(sorted(loaded.items)) or 'none'}")
     cfg = load(config)
     book = Journal(journal)
-    bound = JournalRun(book, book.start(shlex.join(["pipectl", *sys.argv[1:]]), cfg.pipeline))
+    bound = JournalRun(book, book.start(command_line(), cfg.pipeline))
     ctx = PlaybookContext(config=cfg, environ=environment(cfg.source), progress=note)
     outcome = run_playbook(loaded.items[name](), ctx, bound, yes=yes, dry_run=dry_run,
                            show=lambda plan: write(render_plan(plan)))

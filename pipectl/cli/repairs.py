@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from pipectl.cli.common import ConfigOption, load, note, write
+from pipectl.cli.common import ConfigOption, command_line, load, note, write
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking (for CI and scripts).")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show the plan and stop; nothing is changed.")]
@@ -27,7 +26,7 @@ def run_repair(config, repair, *, yes: bool, dry_run: bool, journal: Path | None
     if fmt not in ("terminal", "json"):
         raise UsageError(f"unknown format {fmt!r}: choose terminal or json")
     book = Journal(journal)
-    bound = JournalRun(book, book.start(shlex.join(["pipectl", *sys.argv[1:]]), config.pipeline))
+    bound = JournalRun(book, book.start(command_line(), config.pipeline))
     outcome = execute(repair, bound, yes=yes, dry_run=dry_run, show=lambda plan: write(render_plan(plan, fmt)))
     note(render_outcome(outcome).rstrip())
     note(f"journal: run {bound.run.id} (`pipectl report {bound.run.id}`)")

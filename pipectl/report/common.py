@@ -20,7 +20,7 @@ def summary_line(result: DoctorResult) -> str:
 
 def evidence_text(finding: Finding) -> str:
     """`key=value` pairs separated by semicolons; list items are joined with commas."""
-    return "; ".join(f"{k}={_value(v)}" for k, v in finding.evidence.items())
+    return "; ".join(f"{k}={_value(v)}" for k, v in finding.evidence.items() if v not in ("", [], None))
 
 
 def _value(value: object) -> str:

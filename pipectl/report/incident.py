@@ -191,7 +191,8 @@ def _findings_section(title: str, findings: list[dict]) -> list[str]:
     lines += ["| Priority | Issue | Component | Evidence | Fix |", "|---|---|---|---|---|"]
     ids = {f["id"] for f in failing}
     for f in sorted(failing, key=lambda f: (any(c in ids for c in f.get("caused_by", [])), f["severity"], f["id"])):
-        evidence = "; ".join(f"{k}: {_value(v)}" for k, v in list(f.get("evidence", {}).items())[:4])
+        shown = [(k, v) for k, v in f.get("evidence", {}).items() if v not in ("", [], None)]
+        evidence = "; ".join(f"{k}: {_value(v)}" for k, v in shown[:4])
         lines.append(f"| {f['severity']} | {_cell(f['summary'])} | {f['component']} | {_cell(evidence)} | "
                      f"{_cell(f.get('fix') and '`' + f['fix'] + '`' or '')} |")
     return lines
