@@ -345,7 +345,7 @@ def test_a_lost_connection_mid_batch_keeps_only_committed_batches_and_a_rerun_fi
 
 
 def test_a_lost_connection_reaches_the_operator_as_one_line(db, run_cli, config_path, tmp_path, monkeypatch, pg_dsn):
-    from pipectl.cli import reset as reset_cli
+    from pipectl.report.progress import RowsProgress
 
     add(db, "enrich", "QUEUED", 3_000, 20)
     killed = threading.Event()
@@ -355,7 +355,7 @@ def test_a_lost_connection_reaches_the_operator_as_one_line(db, run_cli, config_
             killed.set()
             assert _terminate_reset(pg_dsn) == 1
 
-    monkeypatch.setattr(reset_cli._ProgressBar, "__call__", progress)
+    monkeypatch.setattr(RowsProgress, "__call__", progress)
     journal = tmp_path / "j.sqlite3"
     args = ["reset", "--status", "QUEUED", "--batch-size", "1000", "--yes", "--config", str(config_path),
             "--journal", str(journal)]
