@@ -57,6 +57,11 @@ token_id = "env:MODAL_TOKEN_ID"
 token_secret = "env:MODAL_TOKEN_SECRET"
 functions = ["{modal_app}/{modal_function}"]
 
+[[http]]
+name = "prefect-health"
+url = "{prefect_api_url}/health"
+expect_status = 200
+
 [repo]
 path = "{repo}"
 
