@@ -127,13 +127,13 @@ CASES = [
 
 
 def edited_config(sandbox, edit: dict[str, str], folder: Path) -> Path:
-    """A copy of the sandbox config with `key = "…"` lines replaced; env_file made absolute."""
+    """A copy of the sandbox config with the first `key = "…"` line replaced; env_file made absolute."""
     text = sandbox.config_path.read_text()
     env_file = sandbox.layout.env_file
     text = re.sub(r'(?m)^env_file = ".*"$', f'env_file = "{env_file}"', text)
     values = {"sqs": sandbox.state.sqs_endpoint.removeprefix("http://"), "closed": str(closed_port())}
     for key, value in edit.items():
-        text, n = re.subn(rf'(?m)^{key} = ".*"$', f'{key} = "{value.format(**values)}"', text)
+        text, n = re.subn(rf'(?m)^{key} = ".*"$', f'{key} = "{value.format(**values)}"', text, count=1)
         assert n == 1, f"{key} is not a line of the sandbox config"
     path = folder / "pipectl.toml"
     path.write_text(text)
