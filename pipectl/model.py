@@ -89,6 +89,22 @@ class Finding:
     def failing(self) -> bool:
         return self.status is Status.FAIL
 
+    def as_dict(self) -> dict:
+        """The v1 JSON shape of a finding, also what the journal stores."""
+        return {
+            "id": self.id,
+            "check": self.check,
+            "subject": self.subject,
+            "status": self.status.value,
+            "severity": self.severity.value,
+            "component": self.component,
+            "summary": self.summary,
+            "impact": self.impact,
+            "evidence": dict(self.evidence),
+            "fix": self.fix,
+            "caused_by": list(self.caused_by),
+        }
+
 
 @dataclass(frozen=True)
 class DoctorResult:

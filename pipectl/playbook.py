@@ -12,7 +12,6 @@ from pipectl.config import PipelineConfig
 from pipectl.interface import Playbook, PlaybookContext
 from pipectl.model import DoctorResult
 from pipectl.repair import Confirm, JournalRun, Outcome, Plan, execute_steps
-from pipectl.report.json import finding_dict
 
 
 def run_playbook(
@@ -46,7 +45,7 @@ def record_snapshot(journal: JournalRun, ctx: PlaybookContext, phase: str, timeo
 
 
 def record_findings(journal: JournalRun, result: DoctorResult, phase: str) -> None:
-    journal.record_many("finding", [{"phase": phase, **finding_dict(f)} for f in result.findings])
+    journal.record_many("finding", [{"phase": phase, **f.as_dict()} for f in result.findings])
 
 
 def row_counts(config: PipelineConfig, timeout: float) -> dict[str, Any]:

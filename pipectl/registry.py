@@ -54,7 +54,8 @@ def load_checks() -> Loaded:
 
 
 def load_playbooks() -> Loaded:
-    return load_group(PLAYBOOKS)
+    """Playbook classes by name."""
+    return load_group(PLAYBOOKS, _playbook_problem)
 
 
 def load_renderers() -> Loaded:
@@ -71,6 +72,18 @@ def _check_problem(obj: Any) -> str | None:
             return f"has no class attribute {attr!r}"
     if not (obj.__doc__ or "").strip():
         return "has no docstring (Detects / Why it matters / Fix)"
+    return None
+
+
+def _playbook_problem(obj: Any) -> str | None:
+    from pipectl.interface import Playbook
+
+    if not (inspect.isclass(obj) and issubclass(obj, Playbook)):
+        return "not a subclass of pipectl.interface.Playbook"
+    if inspect.isabstract(obj):
+        return "does not implement steps()"
+    if not (obj.__doc__ or "").strip():
+        return "has no docstring (which incident it repairs, and its steps)"
     return None
 
 

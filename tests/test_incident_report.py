@@ -6,7 +6,6 @@ from pathlib import Path
 
 from pipectl.journal import Journal
 from pipectl.report.incident import render_incident
-from pipectl.report.json import finding_dict
 from tests.sample_result import CAUSE, HEALTHY, SYMPTOM
 from tests.test_repair_flow import fixed_clock
 
@@ -20,7 +19,7 @@ def write_incident(book: Journal) -> str:
     run = book.start("pipectl playbook run fix-stuck-batch --yes", "enrichment")
     record = lambda kind, data: book.record(run.id, kind, data)  # noqa: E731
     for finding in (CAUSE, SYMPTOM, HEALTHY):
-        record("finding", {"phase": "before", **finding_dict(finding)})
+        record("finding", {"phase": "before", **finding.as_dict()})
     record("note", {"phase": "before", "counts": {"workflow_states": {"normalize_company_name/QUEUED": 40}}})
     record("plan", {"step": "patch", "title": "merge into the job variables of orchestrator-main/data-enrichment"})
     record("change", {"kind": "secret_block", "block": "modal-token-id", "fingerprint": "sha256:0123456789ab"})
@@ -34,7 +33,7 @@ def write_incident(book: Journal) -> str:
                       "summary": "run retry COMPLETED; 40 row(s) reached IN_PROGRESS", "flow_run_id": "06955da2",
                       "flow_run": "retry", "state": "Completed", "duration_s": 41.0,
                       "counts_before": {"PENDING": 40}, "counts_after": {"IN_PROGRESS": 40}})
-    record("finding", {"phase": "after", **finding_dict(HEALTHY)})
+    record("finding", {"phase": "after", **HEALTHY.as_dict()})
     record("note", {"phase": "after", "counts": {"workflow_states": {"normalize_company_name/IN_PROGRESS": 40}}})
     record("outcome", {"stage": "done", "ok": True, "summary": "all 5 steps done and verified"})
     return run.id

@@ -1,5 +1,6 @@
 """A real wheel, installed without the checkout, must work like the editable install."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,9 +13,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    """Built from a clean copy of the sources, so no stale build/ folder can slip files into it."""
     out = tmp_path_factory.mktemp("dist")
+    source = tmp_path_factory.mktemp("src") / "pipectl"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pipectl-sandbox", "pipectl.toml"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(source)],
         check=True, capture_output=True, timeout=300,
     )
     return next(out.glob("pipectl-*.whl"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from pipectl.interface import RenderOptions
-from pipectl.model import DoctorResult, Finding
+from pipectl.model import DoctorResult
 
 SCHEMA = "pipectl.report/v1"
 
@@ -16,24 +16,8 @@ def to_dict(result: DoctorResult) -> dict:
         "pipeline": result.pipeline,
         "started_at": result.started_at.isoformat(),
         "duration_s": round(result.duration_s, 3),
-        "findings": [finding_dict(f) for f in result.findings],
+        "findings": [f.as_dict() for f in result.findings],
         "summary": result.counts(),
-    }
-
-
-def finding_dict(finding: Finding) -> dict:
-    return {
-        "id": finding.id,
-        "check": finding.check,
-        "subject": finding.subject,
-        "status": finding.status.value,
-        "severity": finding.severity.value,
-        "component": finding.component,
-        "summary": finding.summary,
-        "impact": finding.impact,
-        "evidence": dict(finding.evidence),
-        "fix": finding.fix,
-        "caused_by": list(finding.caused_by),
     }
 
 
