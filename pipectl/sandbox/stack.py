@@ -126,7 +126,8 @@ def status(layout: Layout) -> list[Component]:
         Component("prefect-worker", f"pool {POOL}", _pid_alive(layout, prefect_stack.WORKER)),
         Component("sqs", state.sqs_endpoint, procs.port_open(state.sqs_port)),
         Component("modal", state.modal_server_url, procs.port_open(state.modal_port)),
-        Component("postgres", str(layout.pgdata), _postgres_alive(layout)),
+        Component("postgres", str(layout.pgdata) if _own_postgres(layout) else "external (--dsn)",
+                  _postgres_alive(layout, state)),
     ]
     return components
 
@@ -140,9 +141,19 @@ def _pid_alive(layout: Layout, name: str) -> bool:
     return pid_file.is_file() and procs.pid_alive(int(pid_file.read_text() or 0))
 
 
-def _postgres_alive(layout: Layout) -> bool:
-    pid_file = layout.pgdata / "postmaster.pid"
-    return pid_file.is_file() and procs.pid_alive(int(pid_file.read_text().split()[0]))
+def _own_postgres(layout: Layout) -> bool:
+    return (layout.pgdata / "PG_VERSION").is_file()
+
+
+def _postgres_alive(layout: Layout, state: SandboxState) -> bool:
+    if _own_postgres(layout):
+        pid_file = layout.pgdata / "postmaster.pid"
+        return pid_file.is_file() and procs.pid_alive(int(pid_file.read_text().split()[0]))
+    try:
+        with database.connect(state.database_url):
+            return True
+    except Exception:  # noqa: BLE001 - any failure to connect means: not up
+        return False
 
 
 class _in_background(threading.Thread):

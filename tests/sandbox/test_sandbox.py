@@ -120,3 +120,17 @@ def test_up_and_down_leave_no_port_or_process(sandbox, tmp_path):
     assert not any(procs.port_open(p) for p in ports)
     assert not any(procs.pid_alive(p) for p in pids)
     assert list(layout.run_dir.glob("*.pid")) == []
+
+
+def test_status_and_env_commands(sandbox, run_cli):
+    folder = str(sandbox.layout.root)
+    code, out, _ = run_cli("sandbox", "status", "--dir", folder, "--format", "json")
+    assert code == 0
+    assert {c["name"] for c in json.loads(out) if c["healthy"]} == {
+        "prefect-server", "prefect-worker", "sqs", "modal", "postgres"}
+    code, out, _ = run_cli("sandbox", "env", "--dir", folder)
+    assert code == 0
+    assert f"export PREFECT_API_URL={sandbox.state.prefect_api_url}" in out
+    assert sandbox.state.modal_token_secret[:8] not in out  # secrets stay in the env file
+    code, out, _ = run_cli("sandbox", "break", "--list")
+    assert code == 0 and "missing-modal-creds" in out and "leaked-credentials" in out
