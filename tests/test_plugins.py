@@ -1,6 +1,7 @@
 """Third-party checks and renderers arrive through entry points, exactly like the built-ins."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -71,7 +72,8 @@ def plugin_path(tmp_path_factory):
 
 
 def pipectl(*args, plugin_path, cwd):
-    env = {"PYTHONPATH": str(plugin_path), "NO_COLOR": "1", "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": str(plugin_path), "NO_COLOR": "1", "PATH": "/usr/bin:/bin",
+           "PIPECTL_STATE_DIR": os.environ["PIPECTL_STATE_DIR"]}  # the isolated journal, never the user's
     return subprocess.run([sys.executable, "-m", "pipectl", *args], capture_output=True, text=True, env=env,
                           cwd=cwd, timeout=60)
 
