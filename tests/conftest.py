@@ -26,6 +26,7 @@ def isolated_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("home")
     for name, relative in _ISOLATED.items():
         monkeypatch.setenv(name, str(home / relative))
+    monkeypatch.setenv("HOME", str(home))  # anything that still reaches for ~ lands here
     for name in _FORGET:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
