@@ -42,12 +42,13 @@ def planted(write_config, monkeypatch):
 
 @pytest.mark.parametrize("fmt", ["terminal", "json", "markdown"])
 def test_no_secret_piece_in_any_format(planted, run_cli, fmt, tmp_path):
-    code, out, err = run_cli("doctor", "--config", str(planted), "--format", fmt)
+    code, out, err = run_cli("doctor", "--config", str(planted), "--format", fmt, "--timeout", "1")
     assert code == 1  # MODAL_ENVIRONMENT is missing: the run did find something
     assert "MODAL_ENVIRONMENT" in out
     assert leaked_pieces(out + err) == []
     report = tmp_path / f"report.{fmt}"
-    code, out, err = run_cli("doctor", "--config", str(planted), "--format", fmt, "--output", str(report))
+    code, out, err = run_cli("doctor", "--config", str(planted), "--format", fmt, "--timeout", "1",
+                             "--output", str(report))
     assert out == ""
     assert leaked_pieces(report.read_text() + err) == []
     if fmt == "json":
