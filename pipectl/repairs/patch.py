@@ -10,6 +10,7 @@ from typing import Any
 
 from pipectl.config import PipelineConfig
 from pipectl.connectors import prefect as prefect_api
+from pipectl.connectors import prefect_write
 from pipectl.errors import NotFound, UsageError
 from pipectl.redact import redactor
 from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
@@ -116,7 +117,7 @@ class PatchJobVariables(Repair):
             return Outcome(False, f"the job variables of {self.name} changed since the plan; nothing changed — "
                                   "run the command again to plan against the new values")
         after = merged(self._before or {}, self.set_env, self.unset_env, self.set_paths)
-        prefect_api.update_job_variables(*self._api, self._deployment_id, after)
+        prefect_write.update_job_variables(*self._api, self._deployment_id, after)
         journal.record("change", {"kind": "job_variables", "deployment": self.name,
                                   "deployment_id": self._deployment_id, "before": self._before, "after": after})
         self._after = after

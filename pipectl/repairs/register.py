@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pipectl.config import PipelineConfig
 from pipectl.connectors import prefect as prefect_api
+from pipectl.connectors import prefect_write
 from pipectl.errors import UsageError
 from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
 
@@ -34,7 +35,7 @@ class RegisterDeployment(Repair):
 
     def apply(self, plan: Plan, journal: JournalRun) -> Outcome:
         flow, name = self.entry.name.split("/")
-        deployment_id = prefect_api.create_deployment(
+        deployment_id = prefect_write.create_deployment(
             *self._api, flow_name=flow, name=name, entrypoint=self.entry.entrypoint, work_pool=self.entry.work_pool,
             job_variables=self.entry.job_variables, path=self.entry.source, parameters=self.entry.parameters,
         )

@@ -7,6 +7,7 @@ import re
 
 from pipectl.config import PipelineConfig
 from pipectl.connectors import prefect as prefect_api
+from pipectl.connectors import prefect_write
 from pipectl.errors import UsageError
 from pipectl.redact import redactor
 from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
@@ -33,7 +34,7 @@ class SetSecretBlock(Repair):
                     {"block": self.name})
 
     def apply(self, plan: Plan, journal: JournalRun) -> Outcome:
-        prefect_api.save_secret_block(*self._api, self.name, self._value)
+        prefect_write.save_secret_block(*self._api, self.name, self._value)
         journal.record("change", {"kind": "secret_block", "block": self.name, "fingerprint": _fingerprint(self._value)})
         return Outcome(True, f"saved Secret block {self.name}")
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from pipectl.config import PipelineConfig
 from pipectl.connectors import prefect as prefect_api
+from pipectl.connectors import prefect_write
 from pipectl.errors import NotFound
 from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
 
@@ -43,7 +44,7 @@ class TriggerRun(Repair):
 
     def apply(self, plan: Plan, journal: JournalRun) -> Outcome:
         self._before = self._counts()
-        run_id = prefect_api.create_flow_run(*self._api, self._deployment_id, self.name, self.parameters)
+        run_id = prefect_write.create_flow_run(*self._api, self._deployment_id, self.name, self.parameters)
         self.run_id = run_id
         journal.record("change", {"kind": "flow_run", "deployment": self.deployment, "flow_run_id": run_id,
                                   "counts_before": self._before})

@@ -6,6 +6,7 @@ from typing import Any
 
 from pipectl.config import PipelineConfig
 from pipectl.connectors import prefect as prefect_api
+from pipectl.connectors import prefect_write
 from pipectl.journal import Event
 from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
 
@@ -55,7 +56,7 @@ class UndoRun(Repair):
                 current = prefect_api.read_deployment(*self._api, change["deployment"])
                 if current is None or current.job_variables != change["after"]:
                     return Outcome(False, f"{change['deployment']} changed while undoing; stopped")
-                prefect_api.update_job_variables(*self._api, current.id, change["before"])
+                prefect_write.update_job_variables(*self._api, current.id, change["before"])
                 journal.record("change", {**change, "before": change["after"], "after": change["before"],
                                           "undoes": self.run_id})
             else:

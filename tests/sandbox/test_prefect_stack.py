@@ -19,6 +19,7 @@ from tests.fixtures.postgres import create_database, drop_database
 
 from pipectl import errors
 from pipectl.connectors import prefect as connector
+from pipectl.connectors import prefect_write as writes
 from pipectl.sandbox import prefect_stack as stack
 from pipectl.sandbox import procs
 
@@ -162,17 +163,17 @@ def test_connector_reads(api_url, seeded, worker):
 def test_connector_repairs(api_url, seeded):
     deployment_id = seeded[stack.ORCHESTRATOR]
     fixed = {**stack.broken_job_variables(), "env": {**stack.healthy_job_variables()["env"], "EXTRA": "1"}}
-    connector.update_job_variables(api_url, None, deployment_id, fixed)
+    writes.update_job_variables(api_url, None, deployment_id, fixed)
     assert connector.read_deployment(api_url, None, stack.ORCHESTRATOR).job_variables == fixed
 
-    connector.save_secret_block(api_url, None, "pipectl-test-secret", "first-value")
-    connector.save_secret_block(api_url, None, "pipectl-test-secret", "second-value")
+    writes.save_secret_block(api_url, None, "pipectl-test-secret", "first-value")
+    writes.save_secret_block(api_url, None, "pipectl-test-secret", "second-value")
     assert connector.read_secret_block(api_url, None, "pipectl-test-secret") == "second-value"
 
     # The second incident: process_job/production was never registered.
     assert stack.delete_deployment(api_url, stack.PROCESS_JOB)
     assert connector.read_deployment(api_url, None, stack.PROCESS_JOB) is None
-    new_id = connector.create_deployment(
+    new_id = writes.create_deployment(
         api_url, None, flow_name="process_job", name="production",
         entrypoint="pipeline_flows.py:process_job", work_pool=stack.POOL,
         job_variables={"env": {"LOG_LEVEL": "INFO"}}, path=str(stack.FLOWS_DIR),
@@ -182,7 +183,7 @@ def test_connector_repairs(api_url, seeded):
     assert created.pull_steps == [
         {"prefect.deployments.steps.set_working_directory": {"directory": str(stack.FLOWS_DIR)}}]
     with pytest.raises(errors.ConnectorError, match="already exists"):
-        connector.create_deployment(
+        writes.create_deployment(
             api_url, None, flow_name="process_job", name="production",
             entrypoint="pipeline_flows.py:process_job", work_pool=stack.POOL, path=str(stack.FLOWS_DIR))
     stack.seed(api_url, modal_token_id=TOKEN_ID, modal_token_secret=TOKEN_SECRET)
@@ -206,7 +207,7 @@ def test_incident_run_completes_while_rows_stay_queued(api_url, seeded, worker, 
         assert "MODAL_TOKEN_ID" not in deployment.job_variables.get("env", {})
 
         started = time.monotonic()
-        run_id = connector.create_flow_run(api_url, None, deployment.id, name="incident-repro")
+        run_id = writes.create_flow_run(api_url, None, deployment.id, name="incident-repro")
         picked_up = None
         deadline = time.monotonic() + 90
         while True:
@@ -312,7 +313,7 @@ def test_connector_errors(stub, api_url):
         ("POST", "/api/block_documents/"): (422, None),
     })
     with pytest.raises(errors.ConnectorError) as info:
-        connector.save_secret_block(url, key, "modal-token-secret", "as-very-secret-value", timeout=5)
+        writes.save_secret_block(url, key, "modal-token-secret", "as-very-secret-value", timeout=5)
     message = str(info.value)
     assert "HTTP 422" in message
     assert "as-very-secret-value" not in message and key not in message
@@ -323,5 +324,6 @@ def test_importing_connector_does_not_import_prefect():
     import subprocess
     import sys
 
-    code = "import sys, pipectl.connectors.prefect; assert 'prefect' not in sys.modules"
+    code = ("import sys, pipectl.connectors.prefect, pipectl.connectors.prefect_write; "
+            "assert 'prefect' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
