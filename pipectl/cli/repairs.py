@@ -45,7 +45,6 @@ def patch(
     format: FormatOption = "terminal",
 ) -> int:
     """Merge env keys into a deployment's job variables; shows a diff, never touches other keys."""
-    from pipectl.config import DeploymentName  # noqa: F401 - validates the name shape below
     from pipectl.config_load import environment
     from pipectl.errors import UsageError
     from pipectl.repairs.patch import PatchJobVariables, parse_env, parse_job_variables
