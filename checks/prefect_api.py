@@ -64,6 +64,17 @@ class Budget:
         return max(0.5, self.deadline - time.monotonic())
 
 
+class DeploymentsCheck(Check):
+    """Base of the checks that look at each configured deployment: skipped, with the reason, when there is
+    no Prefect API to ask or no deployment to look at. Subclasses write `run` and the docstring."""
+
+    component = "prefect"
+    severity = Severity.P0
+
+    def applies(self, ctx: Context) -> str | None:
+        return deployments_skip_reason(ctx)
+
+
 class PrefectApi(Check):
     """Detects: a Prefect API (Cloud workspace or self-hosted server) that does not answer, answers
     with errors, or refuses the configured API key (HTTP 401/403). The server version goes in the

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pipectl.checks.prefect_api import Budget, api, deployments_skip_reason, safe_url
+from pipectl.checks.prefect_api import Budget, api, DeploymentsCheck, safe_url
 
 from pipectl.connectors import prefect as prefect_api
-from pipectl.interface import Check, Context
-from pipectl.model import Finding, Severity
+from pipectl.interface import Context
+from pipectl.model import Finding
 
 
-class PrefectDeployment(Check):
+class PrefectDeployment(DeploymentsCheck):
     """Detects: a deployment listed under [[prefect.deployments]] that Prefect does not have, that is
     paused, that runs on another work pool than the config says, or whose work pool does not exist.
 
@@ -23,11 +23,6 @@ class PrefectDeployment(Check):
     """
 
     id = "prefect.deployment"
-    component = "prefect"
-    severity = Severity.P0
-
-    def applies(self, ctx: Context) -> str | None:
-        return deployments_skip_reason(ctx)
 
     def run(self, ctx: Context) -> list[Finding]:
         budget = Budget(ctx)

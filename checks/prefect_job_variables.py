@@ -6,10 +6,10 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from pipectl.checks.prefect_api import Budget, api, deployments_skip_reason
+from pipectl.checks.prefect_api import Budget, api, DeploymentsCheck
 
 from pipectl.connectors import prefect as prefect_api
-from pipectl.interface import Check, Context
+from pipectl.interface import Context
 from pipectl.model import Finding, Severity
 from pipectl.redact import redactor
 from pipectl.repairs.secrets import block_name_for, looks_secret
@@ -23,7 +23,7 @@ def secret_looking(key: str) -> bool:
     return looks_secret(key) or bool(_KEY_WORD.search(key))
 
 
-class PrefectJobVariables(Check):
+class PrefectJobVariables(DeploymentsCheck):
     """Detects: a deployment whose `job_variables.env` lacks a variable listed in its `required_env`
     (the first incident: the orchestrator ran without MODAL_TOKEN_ID / MODAL_TOKEN_SECRET), a
     `{{ prefect.blocks.secret.NAME }}` reference to a Secret block that does not exist or is empty, and a
@@ -41,11 +41,6 @@ class PrefectJobVariables(Check):
     """
 
     id = "prefect.job_variables"
-    component = "prefect"
-    severity = Severity.P0
-
-    def applies(self, ctx: Context) -> str | None:
-        return deployments_skip_reason(ctx)
 
     def run(self, ctx: Context) -> list[Finding]:
         budget = Budget(ctx)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipectl.checks.prefect_api import Budget, api, deployments_skip_reason, runs_text
+from pipectl.checks.prefect_api import Budget, api, DeploymentsCheck, runs_text
 
 from pipectl.config import DeploymentConfig, PipelineConfig, StateTable
 from pipectl.connectors import prefect as prefect_api
 from pipectl.errors import ConnectorError, UsageError
-from pipectl.interface import Check, Context
+from pipectl.interface import Context
 from pipectl.model import Finding, Severity
 
 RECENT = 10
@@ -39,7 +39,7 @@ def state_table(config: PipelineConfig, table: str) -> StateTable | None:
     return next((t for t in config.state_tables if t.table == table), None)
 
 
-class PrefectRuns(Check):
+class PrefectRuns(DeploymentsCheck):
     """Detects: per configured deployment, Late runs (scheduled but never picked up), a latest finished
     run that ended FAILED or CRASHED, and the silent failure of the first incident: a latest run that
     ended COMPLETED while the rows it should have moved did not move.
@@ -64,11 +64,7 @@ class PrefectRuns(Check):
     """
 
     id = "prefect.runs"
-    component = "prefect"
     severity = Severity.P1
-
-    def applies(self, ctx: Context) -> str | None:
-        return deployments_skip_reason(ctx)
 
     def run(self, ctx: Context) -> list[Finding]:
         budget = Budget(ctx)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pipectl.checks.prefect_api import Budget, api, deployments_skip_reason, runs_text
+from pipectl.checks.prefect_api import Budget, api, DeploymentsCheck, runs_text
 
 from pipectl.connectors import prefect as prefect_api
-from pipectl.interface import Check, Context
-from pipectl.model import Finding, Severity
+from pipectl.interface import Context
+from pipectl.model import Finding
 
 
-class PrefectWorkPool(Check):
+class PrefectWorkPool(DeploymentsCheck):
     """Detects: a work pool used by the configured deployments that does not exist, is paused, has
     no live worker, or holds Late runs. A worker is live when Prefect reports it ONLINE: a heartbeat
     within 3× its heartbeat interval (90 s by default). Late runs with a worker that still looks ONLINE
@@ -25,11 +25,6 @@ class PrefectWorkPool(Check):
     """
 
     id = "prefect.work_pool"
-    component = "prefect"
-    severity = Severity.P0
-
-    def applies(self, ctx: Context) -> str | None:
-        return deployments_skip_reason(ctx)
 
     def run(self, ctx: Context) -> list[Finding]:
         budget = Budget(ctx)
