@@ -7,14 +7,13 @@ from pipectl.model import Finding, Severity
 
 
 class ConfigValid(Check):
-    """Detects: credentials written into the config file as plain values, and parts of the pipeline
-    described too loosely to be checked (state tables without thresholds, deployments without the env
-    they need).
+    """Detects: credentials written into the config file as plain values, and state tables described
+    too loosely to be checked (no `stuck_after` thresholds).
 
     Why it matters: a secret in a committed config file is a leaked secret (the second incident leaked
     AWS, Supabase, Prefect and Stripe keys this way); a table without a threshold can never be "stuck".
 
-    Fix: write `env:NAME` instead of the value, rotate the leaked credential, and add the missing keys.
+    Fix: write `env:NAME` instead of the value, rotate the leaked credential, and add thresholds.
     """
 
     id = "config.valid"
