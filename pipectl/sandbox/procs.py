@@ -54,13 +54,18 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = Non
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether the process runs; a zombie (exited, not yet reaped) does not count."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def stop(name: str, run_dir: Path, grace: float = 5.0) -> bool:
@@ -88,7 +93,11 @@ def stop_all(names: list[str], run_dir: Path, grace: float = 5.0) -> list[str]:
         if pid and pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            _reap(pid)
+    deadline = time.monotonic() + 2.0  # SIGKILL is not instant either
+    while time.monotonic() < deadline and any(pid and pid_alive(pid) for pid in pids.values()):
+        time.sleep(0.02)
+    for pid in pids.values():
+        _reap(pid)
     for name in pids:
         (run_dir / f"{name}.pid").unlink(missing_ok=True)
     return list(pids)
