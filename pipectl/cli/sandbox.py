@@ -40,14 +40,20 @@ def up(
 
     from pipectl.sandbox import config_file, stack
 
+    from pipectl.errors import PipectlError, UsageError
+
     layout = _layout(folder)
+    if layout.load() is not None and any(c.healthy for c in stack.status(layout)):
+        raise UsageError(f"a sandbox is already running in {layout.root}: `pipectl sandbox down` first")
     console = Console(stderr=True)
     with console.status("starting the sandbox") as spinner:
         try:
             stack.up(layout, progress=lambda step: spinner.update(step), dsn=dsn)
-        except BaseException:
-            stack.down(layout)
-            raise
+        except BaseException as exc:
+            stack.down(layout)  # nothing half-started is left behind
+            if isinstance(exc, (PipectlError, KeyboardInterrupt)):
+                raise
+            raise PipectlError(f"sandbox up failed: {exc} (logs: {layout.run_dir})") from None
     linked = config_file.link_into(Path.cwd(), layout)
     from pipectl.report.sandbox import render_status
 

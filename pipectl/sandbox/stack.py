@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipectl.errors import UsageError
 from pipectl.sandbox import config_file, database, prefect_stack, procs, queues
 from pipectl.sandbox.layout import MODAL_APP, MODAL_FUNCTION, POOL, Layout, SandboxState
 
@@ -30,7 +31,7 @@ class Component:
 def up(layout: Layout, progress: Progress = lambda step: None, dsn: str | None = None) -> SandboxState:
     """Start Postgres, Prefect (server + process worker), SQS and the Modal fake, then seed them."""
     if layout.load() is not None and any(c.healthy for c in status(layout)):
-        raise RuntimeError(f"a sandbox is already running in {layout.root}: `pipectl sandbox down` first")
+        raise UsageError(f"a sandbox is already running in {layout.root}: `pipectl sandbox down` first")
     layout.run_dir.mkdir(parents=True, exist_ok=True)
     state = SandboxState(
         prefect_port=procs.free_port(), sqs_port=procs.free_port(), modal_port=procs.free_port(),

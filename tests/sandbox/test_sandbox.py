@@ -134,3 +134,9 @@ def test_status_and_env_commands(sandbox, run_cli):
     assert sandbox.state.modal_token_secret[:8] not in out  # secrets stay in the env file
     code, out, _ = run_cli("sandbox", "break", "--list")
     assert code == 0 and "missing-modal-creds" in out and "leaked-credentials" in out
+
+
+def test_up_refuses_a_second_sandbox_in_the_same_folder_and_leaves_it_running(sandbox, run_cli):
+    code, _, err = run_cli("sandbox", "up", "--dir", str(sandbox.layout.root))
+    assert code == 2 and "a sandbox is already running" in err
+    assert all(c.healthy for c in stack.status(sandbox.layout))
