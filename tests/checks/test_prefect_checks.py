@@ -275,22 +275,38 @@ required_env = ["MODAL_TOKEN_ID"]
 
 
 def test_a_refused_api_key_is_a_fail_naming_the_variable(write_config, monkeypatch):
-    from pipectl.connectors import prefect as prefect_api
-    from pipectl.errors import Unauthorized
+    """A real HTTP server that answers 401 to everything, as Prefect Cloud does to a revoked key."""
+    import http.server
+    import threading
 
-    def refuse(url, key, timeout):
-        assert key == "pnu_not-a-real-key"
-        raise Unauthorized(f"Prefect at {url} refused the credentials (HTTP 401) for: health check")
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def _refuse(self):
+            body = b'{"detail": "Unauthorized"}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-    monkeypatch.setattr(prefect_api, "api_health", refuse)
+        do_GET = do_POST = do_PATCH = _refuse
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/api"
     monkeypatch.setenv("PREFECT_API_KEY", "pnu_not-a-real-key")
-    path = write_config('[prefect]\napi_url = "https://api.prefect.cloud/api/accounts/a/workspaces/w"\n'
-                        'api_key = "env:PREFECT_API_KEY"\n')
-    (finding,) = doctor(path, [PrefectApi]).findings
+    path = write_config(f'[prefect]\napi_url = "{url}"\napi_key = "env:PREFECT_API_KEY"\n')
+    try:
+        (finding,) = doctor(path, [PrefectApi]).findings
+        rendered = json_report.render(doctor(path, [PrefectApi]))
+    finally:
+        server.shutdown()
     assert finding.status is FAIL and finding.severity is Severity.P0
-    assert finding.summary.startswith("Prefect API key refused by https://api.prefect.cloud/")
+    assert finding.summary.startswith(f"Prefect API key refused by {url}")
     assert finding.fix.startswith("set PREFECT_API_KEY to a valid API key")
-    assert "pnu_" not in json_report.render(doctor(path, [PrefectApi]))
+    assert "pnu_" not in rendered
 
 
 def test_no_api_url_skips_and_names_an_unset_variable(write_config, monkeypatch):
