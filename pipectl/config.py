@@ -30,7 +30,7 @@ def _identifier(value: str) -> str:
     return value
 
 
-def _deployment_name(value: str) -> str:
+def deployment_name(value: str) -> str:
     if not _DEPLOYMENT.match(value):
         raise ValueError(f"{value!r} is not FLOW/DEPLOYMENT, e.g. orchestrator-main/data-enrichment-orchestrator")
     return value
@@ -53,7 +53,7 @@ def _duration(value: Any) -> timedelta:
 
 
 Identifier = Annotated[str, AfterValidator(_identifier)]
-DeploymentName = Annotated[str, AfterValidator(_deployment_name)]
+DeploymentName = Annotated[str, AfterValidator(deployment_name)]
 ModalFunctionName = Annotated[str, AfterValidator(_modal_function)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 Duration = Annotated[timedelta, BeforeValidator(_duration)]

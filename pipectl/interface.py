@@ -86,8 +86,6 @@ class Playbook(ABC):
     """
 
     name: ClassVar[str]
-    verify_checks: ClassVar[tuple[str, ...]] = ()
-    """Checks (ids or components) run before and after, so the report shows the state on both sides."""
 
     @abstractmethod
     def steps(self, ctx: PlaybookContext) -> list[Step]:

@@ -85,10 +85,6 @@ class Finding:
         """Stable identifier used by `caused_by`: the check id, plus the subject when there is one."""
         return f"{self.check}:{self.subject}" if self.subject else self.check
 
-    @property
-    def failing(self) -> bool:
-        return self.status is Status.FAIL
-
     def as_dict(self) -> dict:
         """The v1 JSON shape of a finding, also what the journal stores."""
         return {

@@ -40,6 +40,16 @@ class Plan:
     def empty(self) -> bool:
         return not self.changes
 
+    def as_dict(self) -> dict[str, Any]:
+        """What the journal stores and `--format json` prints."""
+        return {
+            "action": self.action,
+            "title": self.title,
+            "details": dict(self.details),
+            "changes": [{"target": c.target, "summary": c.summary, "before": c.before, "after": c.after}
+                        for c in self.changes],
+        }
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -112,7 +122,7 @@ def execute_steps(
     plans = []
     for step in steps:
         plan = step.repair.plan()
-        journal.record("plan", {"step": step.title, **_plan_data(plan)})
+        journal.record("plan", {"step": step.title, **plan.as_dict()})
         show(plan)
         plans.append(plan)
     if dry_run:
@@ -169,12 +179,3 @@ def _terminal_confirm(question: str) -> bool:
 
     return typer.confirm(question, default=False, err=True)
 
-
-def _plan_data(plan: Plan) -> dict[str, Any]:
-    return {
-        "action": plan.action,
-        "title": plan.title,
-        "details": dict(plan.details),
-        "changes": [{"target": c.target, "summary": c.summary, "before": c.before, "after": c.after}
-                    for c in plan.changes],
-    }

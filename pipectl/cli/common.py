@@ -38,6 +38,17 @@ def load(config_path: Path | None):
     return load_config(config_path)
 
 
+def deployment_name(value: str) -> str:
+    """A FLOW/DEPLOYMENT argument, checked by the same rule as the config's deployment names."""
+    from pipectl.config import deployment_name as check
+    from pipectl.errors import UsageError
+
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def split_list(values: list[str] | None) -> list[str]:
     """`--only a,b --only c` → [a, b, c]."""
     return [item.strip() for value in values or [] for item in value.split(",") if item.strip()]

@@ -20,7 +20,8 @@ def journal(
     from pipectl.report.incident import render_runs
 
     book = Journal(journal)
-    write(render_runs(book.runs(limit), {r.id: book.events(r.id, "outcome") for r in book.runs(limit)}))
+    runs = book.runs(limit)
+    write(render_runs(runs, {r.id: book.events(r.id, "outcome") for r in runs}))
     return 0
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pipectl.cli.common import ConfigOption, load, note
+from pipectl.cli.common import ConfigOption, deployment_name, load, note
 from pipectl.cli.repairs import DryRunOption, JournalOption, YesOption, run_repair
 
 
@@ -26,8 +26,7 @@ def trigger(
     from pipectl.errors import UsageError
     from pipectl.repairs.trigger import TriggerRun
 
-    if deployment.count("/") != 1:
-        raise UsageError(f"{deployment!r} is not FLOW/DEPLOYMENT")
+    deployment = deployment_name(deployment)
     try:
         limit = parse_duration(timeout).total_seconds()
     except ValueError as exc:

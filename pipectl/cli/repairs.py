@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipectl.cli.common import ConfigOption, command_line, load, note, write
+from pipectl.cli.common import ConfigOption, command_line, deployment_name, load, note, write
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking (for CI and scripts).")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show the plan and stop; nothing is changed.")]
@@ -49,8 +49,7 @@ def patch(
     from pipectl.errors import UsageError
     from pipectl.repairs.patch import PatchJobVariables, parse_env, parse_job_variables
 
-    if "/" not in deployment or deployment.count("/") != 1:
-        raise UsageError(f"{deployment!r} is not FLOW/DEPLOYMENT")
+    deployment = deployment_name(deployment)
     if not (env or unset_env or job_variable):
         raise UsageError("nothing to patch: give --env, --unset-env or --job-variable")
     cfg = load(config)

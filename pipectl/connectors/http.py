@@ -93,10 +93,6 @@ async def aprobe(url: str, method: str = "GET", timeout: float = 5.0) -> HttpAns
     return HttpAnswer(response.status_code, parsed, elapsed, is_json)
 
 
-def probe(url: str, method: str = "GET", timeout: float = 5.0) -> HttpAnswer:
-    """`aprobe` for code that is not async."""
-    return asyncio.run(aprobe(url, method, timeout))
-
 
 def _json(body: bytes) -> tuple[Any | None, bool]:
     if not body.strip():

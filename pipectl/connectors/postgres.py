@@ -251,13 +251,6 @@ class Session:
         order = {status: i for i, status in enumerate(state_table.stuck_after)}
         return sorted(groups, key=lambda g: (order.get(g.status, len(order)), -g.rows, _sort_key(g.group)))
 
-    def stuck_query(
-        self, state_table: StateTable, samples: int = 3, info: TableInfo | None = None
-    ) -> tuple[sql.Composed, list]:
-        """The query `stuck_rows` runs: its shape depends on the indexes the table has."""
-        query, params, _ = self._stuck_query(state_table, samples, info)
-        return query, params
-
     def _stuck_query(
         self, state_table: StateTable, samples: int, info: TableInfo | None
     ) -> tuple[sql.Composed, list, dict[str, str]]:
@@ -281,9 +274,6 @@ class Session:
         with self._about(state_table.table):
             rows = self.fetch(prefix + query, params, settings)
         return "\n".join(str(r[0]) for r in rows)
-
-    def render(self, composable: sql.Composable) -> str:
-        return composable.as_string(self.conn)
 
     def fetch(self, query: Any, params: Any = None, settings: Mapping[str, str] | None = None) -> list[tuple]:
         """One read-only transaction with a local statement timeout, sent as one pipeline (one round trip).

@@ -9,11 +9,7 @@ from pipectl.repair import Outcome, Plan
 
 def render_plan(plan: Plan, fmt: str = "terminal") -> str:
     if fmt == "json":
-        return json.dumps({
-            "action": plan.action, "title": plan.title, "details": dict(plan.details),
-            "changes": [{"target": c.target, "summary": c.summary, "before": c.before, "after": c.after}
-                        for c in plan.changes],
-        }, indent=2, default=str) + "\n"
+        return json.dumps(plan.as_dict(), indent=2, default=str) + "\n"
     lines = [f"Plan: {plan.title}"]
     for key, value in plan.details.items():
         lines.append(f"  {key}: {_flat(value)}")
