@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -10,17 +11,12 @@ from pipectl.checks.prefect_api import Budget, api, DeploymentsCheck
 
 from pipectl.connectors import prefect as prefect_api
 from pipectl.interface import Context
+from pipectl import secrets
 from pipectl.model import Finding, Severity
 from pipectl.redact import redactor
-from pipectl.repairs.secrets import block_name_for, looks_secret
+from pipectl.repairs.secrets import block_name_for, block_template
 
 _BLOCK_REF = re.compile(r"\{\{\s*prefect\.blocks\.secret\.([A-Za-z0-9_-]+)(?:\.[A-Za-z0-9_.-]+)?\s*\}\}")
-_KEY_WORD = re.compile(r"(^|_)KEYS?(_|$)", re.IGNORECASE)
-
-
-def secret_looking(key: str) -> bool:
-    """*TOKEN*, *SECRET*, *PASSWORD*, *_KEY* … (the keys `pipectl patch` refuses as plain text, and more)."""
-    return looks_secret(key) or bool(_KEY_WORD.search(key))
 
 
 class PrefectJobVariables(DeploymentsCheck):
@@ -57,11 +53,12 @@ class PrefectJobVariables(DeploymentsCheck):
             job_variables = deployment.job_variables or {}
             raw_env = job_variables.get("env")
             env = raw_env if isinstance(raw_env, dict) else {}
-            plaintext = []
-            for key, value in env.items():
-                if secret_looking(str(key)) and isinstance(value, str) and value and "{{" not in value:
-                    redactor.add(value)  # before anything else can see it
-                    plaintext.append(str(key))
+            plaintext = []  # env keys, or dotted paths elsewhere in the job variables
+            for path, value in _strings(job_variables, ""):
+                key = re.split(r"[.\[]", path)[-1] if not path.endswith("]") else path
+                if secrets.is_secret(key, value):
+                    secrets.register(key, value)  # before anything else can see it
+                    plaintext.append(path.removeprefix("env."))
             missing = [k for k in entry.required_env if env.get(k) in (None, "")]
             referenced = _referenced_blocks(job_variables)  # block → env key (or job variable path) using it
             for block in referenced:
@@ -95,9 +92,7 @@ class PrefectJobVariables(DeploymentsCheck):
             if problems:
                 evidence |= {"missing_blocks": absent, "empty_blocks": empty}
             if plaintext:
-                moves = [(key, block_name_for(key)) for key in plaintext]
-                commands = [f"pipectl secret set {b} --from-env {k}" for k, b in moves]
-                commands.append(f"pipectl patch {name} " + " ".join(f"--env {k}=secret:{b}" for k, b in moves))
+                commands = _move_to_blocks(name, plaintext)
                 problems.append((
                     (f"{', '.join(plaintext)} sit{'s' if len(plaintext) == 1 else ''} in the job variables of "
                      f"{name} as plain text"),
@@ -135,7 +130,7 @@ class PrefectJobVariables(DeploymentsCheck):
         """The exact `pipectl patch`, preceded by `pipectl secret set` for each conventional block not there."""
         steps, specs = [], []
         for key in missing:
-            if secret_looking(key):
+            if secrets.is_secret_key(key):
                 block = block_name_for(key)
                 if not (self._read_block(ctx, budget, block, cache) or "").strip():
                     steps.append(f"pipectl secret set {block} --from-env {key}")
@@ -143,6 +138,19 @@ class PrefectJobVariables(DeploymentsCheck):
             else:
                 specs.append(f"--env {key}=env:{key}")
         return " && ".join([*steps, f"pipectl patch {name} {' '.join(specs)}"])
+
+
+def _move_to_blocks(name: str, plaintext: list[str]) -> list[str]:
+    """`secret set` for each value, then one `patch` pointing each place at its block."""
+    commands, specs = [], []
+    for where in plaintext:
+        block = block_name_for(re.sub(r"[^A-Za-z0-9]+", "_", where))
+        commands.append(f"pipectl secret set {block} --from-env {_variable_for(where, block)}")
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", where):
+            specs.append(f"--env {where}=secret:{block}")
+        else:
+            specs.append(f"--job-variable '{where}={json.dumps(block_template(block))}'")
+    return [*commands, f"pipectl patch {name} " + " ".join(specs)]
 
 
 def _referenced_blocks(value: Any, path: str = "") -> dict[str, str]:

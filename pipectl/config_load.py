@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from pipectl import secrets
 from pipectl.config import SECRET_KEYS, ConfigSource, PipelineConfig
 from pipectl.errors import UsageError
 from pipectl.redact import redactor
@@ -71,20 +72,29 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
 
 
 def register_secrets(config: PipelineConfig) -> None:
-    """Hand every credential the config holds to the redactor before anything can print it."""
-    redactor.add(config.prefect.api_key)
-    redactor.add(config.modal.token_id)
-    redactor.add(config.modal.token_secret)
-    if config.database.dsn:
-        redactor.add(dsn_password(config.database.dsn))
+    """Hand every credential the config holds to the redactor before anything can print it, and protect
+    the config's own names (paths, deployments, tables) so no everyday-word password masks them."""
+    for key in SECRET_KEYS:
+        section, name = key.split(".")
+        secrets.register(key, getattr(getattr(config, section), name))
+    _register_urls(config.model_dump())
+    source = config.source
+    redactor.protect(
+        config.pipeline, source.path if source else None, *(d.name for d in config.prefect.deployments),
+        *(d.work_pool for d in config.prefect.deployments), *config.modal.functions,
+        *(t.table for t in config.state_tables),
+    )
 
 
-def dsn_password(dsn: str) -> str | None:
-    """The password inside a URL or key=value DSN, without importing a database driver."""
-    if "://" in dsn:
-        return urlsplit(dsn).password
-    match = re.search(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", dsn)
-    return match.group(1).strip("'") if match else None
+def _register_urls(value: Any, key: str = "") -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _register_urls(v, str(k))
+    elif isinstance(value, list):
+        for v in value:
+            _register_urls(v, key)
+    else:
+        secrets.register(key, value)
 
 
 def _check_dsn(path: Path, config: PipelineConfig) -> None:
@@ -130,6 +140,7 @@ def environment(source: ConfigSource, environ: Mapping[str, str] | None = None) 
     for file in source.env_files:
         env.update({k: v for k, v in dotenv_values(file).items() if v is not None})
     env.update(os.environ if environ is None else environ)
+    secrets.register_environment(env)
     return env
 
 
@@ -154,7 +165,7 @@ def _resolve(value: Any, env: Mapping[str, str], source: ConfigSource, prefix: s
         source.references[prefix] = name
         if env.get(name):
             if prefix in SECRET_KEYS:  # known secret before validation can echo it
-                redactor.add(dsn_password(env[name]) if prefix == "database.dsn" else env[name])
+                secrets.register(prefix, env[name])
             return env[name]
         source.unresolved[prefix] = name
         return None
@@ -167,7 +178,7 @@ def _find_literal_secrets(raw: dict[str, Any], source: ConfigSource) -> None:
         value = raw.get(section, {}).get(name) if isinstance(raw.get(section), dict) else None
         if isinstance(value, str) and value and not value.startswith("env:"):
             source.literal_secrets.append(key)
-            redactor.add(dsn_password(value) if key == "database.dsn" else value)
+            secrets.register(key, value)
 
 
 def _loc(loc: tuple[Any, ...]) -> str:

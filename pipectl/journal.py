@@ -98,6 +98,7 @@ class Journal:
             started_at=now.isoformat(),
             actor=self._actor or f"{_user()}@{socket.gethostname()}",
         )
+        redactor.protect(run.id)
         with self._connect() as db:
             db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?)",
                        (run.id, run.command, run.pipeline, run.started_at, run.actor))
@@ -111,19 +112,21 @@ class Journal:
         if kind not in KINDS:
             raise ValueError(f"unknown journal event kind {kind!r}")
         at = self._clock().isoformat()
-        rows = [(run_id, at, kind, json.dumps(redactor.data(json.loads(json.dumps(data, default=str))), sort_keys=True))
-                for data in items]
+        rows = [(run_id, at, kind, json.dumps(_safe(data), sort_keys=True)) for data in items]
         with self._connect() as db:
             db.executemany("INSERT INTO events (run_id, at, kind, data) VALUES (?, ?, ?, ?)", rows)
 
     def runs(self, limit: int = 20) -> list[Run]:
         with self._connect() as db:
             rows = db.execute("SELECT * FROM runs ORDER BY started_at DESC, id DESC LIMIT ?", (limit,)).fetchall()
+        redactor.protect(*(r["id"] for r in rows))
         return [Run(**dict(r)) for r in rows]
 
     def run(self, run_id: str) -> Run | None:
         with self._connect() as db:
             row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row:
+            redactor.protect(row["id"])
         return Run(**dict(row)) if row else None
 
     def events(self, run_id: str, kind: str | None = None) -> list[Event]:
@@ -134,6 +137,13 @@ class Journal:
         with self._connect() as db:
             for row in db.execute(query, (run_id, kind) if kind else (run_id,)):
                 yield Event(row["seq"], row["run_id"], row["at"], row["kind"], json.loads(row["data"]))
+
+
+def _safe(data: dict[str, Any]) -> Any:
+    """JSON-ready, every credential (by name or shape) replaced by its fingerprint, the rest redacted."""
+    from pipectl.secrets import scrub
+
+    return redactor.data(scrub(json.loads(json.dumps(data, default=str))))
 
 
 def _user() -> str:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
+from pipectl.redact import redactor
+
 
 class Status(str, enum.Enum):
     """What a check concluded. ERROR means it could not tell (the system was unreachable)."""
@@ -79,6 +81,7 @@ class Finding:
     def __post_init__(self) -> None:
         object.__setattr__(self, "evidence", MappingProxyType(dict(self.evidence)))
         object.__setattr__(self, "caused_by", tuple(self.caused_by))
+        redactor.protect(self.id, self.check, self.component, self.fix, *self.caused_by)
 
     @property
     def id(self) -> str:

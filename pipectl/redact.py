@@ -1,79 +1,161 @@
-"""The one place secret values are scrubbed from text before anything is shown, logged or stored."""
+"""The one place secret values are scrubbed from text before anything is shown, logged or stored.
+
+Exact, not approximate: a registered secret is masked where it occurs — as itself or in a common encoding
+(JSON-escaped, URL-encoded, base64, quoted) — and so is any fragment of 8 or more characters of a
+credential-like secret, so a secret cut in half or embedded in a URL never leaks either. Text that merely
+shares a few letters with a secret is left alone. A secret that is an everyday word (`postgres`, `2026`)
+is masked only as a whole word, and never inside pipectl's own structure (check ids, run ids, fix commands,
+config paths), which is registered with `protect`. A password in a URL's user info is masked in any text,
+registered or not. The mask keeps a credential's public prefix (`as-****`, `sk_live_****`).
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import re
 import threading
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 MASK = "****"
 MIN_LEN = 4
+"""Shorter values are too short to mask without masking ordinary text (URL passwords are masked anyway)."""
+FRAGMENT = 8
+"""Any run of this many characters of a credential-like secret is masked."""
+_URL_PASSWORD = re.compile(r"(?<=://)([^\s/:@'\"<>]*):([^\s/@'\"<>]+)(?=@)")
+_ALNUM = re.compile(r"[A-Za-z0-9]")
+
+
+@dataclass(frozen=True)
+class _Span:
+    start: int
+    end: int
+    strong: bool
+
+
+def _word_like(value: str) -> bool:
+    """An everyday word or number: only ever masked whole, and never inside pipectl's own structure."""
+    return len(value) < FRAGMENT or (len(value) <= 12 and (value.isalpha() or value.isdigit()))
+
+
+def encodings(value: str) -> set[str]:
+    """The forms a value takes in text: as is, stripped, JSON-escaped, URL-encoded and inside base64."""
+    forms = {value, value.strip(), json.dumps(value)[1:-1], quote(value, safe=""), quote_plus(value)}
+    raw = value.encode("utf-8", "surrogatepass")
+    if len(raw) >= 6:
+        for shift in range(3):  # whatever the alignment inside a base64 blob, its stable middle shows
+            for encode in (base64.b64encode, base64.urlsafe_b64encode):
+                encoded = encode(b"\0" * shift + raw).decode().rstrip("=")
+                if (shift + len(raw)) % 3:
+                    encoded = encoded[:-1]  # the last character also depends on whatever follows
+                middle = encoded[(0, 2, 3)[shift]:]  # the first ones also depend on what precedes
+                if len(middle) >= FRAGMENT:
+                    forms.add(middle)
+    return {f for f in forms if len(f) >= MIN_LEN}
 
 
 class Redactor:
-    """Masks every run of 4+ characters that also occurs inside a registered secret.
-
-    Masking any shared 4-character window (not just the whole value) means a secret cut in half, a prefix
-    shown as a hint, or a value embedded in a URL never leaks either.
-    """
+    """Masks registered secrets in text; thread-safe, process-wide (see `redactor`)."""
 
     def __init__(self) -> None:
-        self._grams: set[str] = set()
+        self._grams: dict[str, bool] = {}  # 8-character fragment of a credential-like secret → True
+        self._words: set[str] = set()  # word-like secrets and short forms, matched whole
+        self._word_re: re.Pattern[str] | None = None
+        self._protected: set[str] = set()
+        self._protect_re: re.Pattern[str] | None = None
         self._lock = threading.Lock()
 
     def add(self, value: str | None) -> None:
-        """Register a secret; values shorter than 4 characters are too short to mask meaningfully."""
-        if not value or len(value) < MIN_LEN:
+        """Register a secret (and its encodings); values shorter than 4 characters are ignored."""
+        if not isinstance(value, str) or len(value.strip()) < MIN_LEN:
             return
-        forms = {value, json.dumps(value)[1:-1]}
         with self._lock:
-            for form in forms:
-                self._grams.update(form[i : i + MIN_LEN] for i in range(len(form) - MIN_LEN + 1))
+            for form in encodings(value):
+                if _word_like(form):
+                    self._words.add(form)
+                    self._word_re = None
+                else:
+                    for i in range(len(form) - FRAGMENT + 1):
+                        self._grams[form[i : i + FRAGMENT]] = True
+
+    def protect(self, *texts: str | None) -> None:
+        """pipectl's own structure (check ids, run ids, fix commands, config paths): a word-like secret is
+        never masked inside it, so ids stay usable whatever the passwords are."""
+        with self._lock:
+            for text in texts:
+                if text and len(text) >= MIN_LEN and text not in self._protected:
+                    self._protected.add(text)
+                    self._protect_re = None
 
     @property
     def active(self) -> bool:
-        """Whether any secret is registered (nothing to mask otherwise)."""
-        return bool(self._grams)
+        """Whether any secret is registered (URL passwords are masked all the same)."""
+        return bool(self._grams or self._words)
 
     def clear(self) -> None:
         with self._lock:
             self._grams.clear()
+            self._words.clear()
+            self._protected.clear()
+            self._word_re = self._protect_re = None
 
     def __call__(self, text: str) -> str:
-        if not self._grams or len(text) < MIN_LEN:
+        if not isinstance(text, str) or len(text) < MIN_LEN:
             return text
-        grams = self._grams
-        hidden = bytearray(len(text))
-        found = False
-        for i in range(len(text) - MIN_LEN + 1):
-            if text[i : i + MIN_LEN] in grams:
-                hidden[i : i + MIN_LEN] = b"\x01" * MIN_LEN
-                found = True
-        if not found:
+        spans = self._spans(text)
+        if not spans:
             return text
-        out: list[str] = []
-        i = 0
-        while i < len(text):
-            if hidden[i]:
-                while i < len(text) and hidden[i]:
-                    i += 1
-                out.append(MASK)
-            else:
-                out.append(text[i])
-                i += 1
+        out, last = [], 0
+        for start, end in _merge(spans):
+            out.append(text[last:start])
+            out.append(_masked(text[start:end]))
+            last = end
+        out.append(text[last:])
         return "".join(out)
 
+    def _spans(self, text: str) -> list[tuple[int, int]]:
+        found: list[_Span] = [_Span(m.start(2), m.end(2), True) for m in _URL_PASSWORD.finditer(text)]
+        grams = self._grams
+        if grams and len(text) >= FRAGMENT:
+            found += [_Span(i, i + FRAGMENT, True) for i in range(len(text) - FRAGMENT + 1)
+                      if text[i : i + FRAGMENT] in grams]
+        words = self._word_pattern()
+        if words is not None:
+            weak = [_Span(m.start(), m.end(), False) for m in words.finditer(text)]
+            if weak:
+                shielded = self._protected_spans(text)
+                found += [s for s in weak if not any(a <= s.start and s.end <= b for a, b in shielded)]
+        return [(s.start, s.end) for s in found]
+
+    def _word_pattern(self) -> re.Pattern[str] | None:
+        if not self._words:
+            return None
+        if self._word_re is None:
+            with self._lock:
+                alternatives = "|".join(re.escape(w) for w in sorted(self._words, key=len, reverse=True))
+                self._word_re = re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
+        return self._word_re
+
+    def _protected_spans(self, text: str) -> list[tuple[int, int]]:
+        if not self._protected:
+            return []
+        if self._protect_re is None:
+            with self._lock:
+                alternatives = "|".join(re.escape(p) for p in sorted(self._protected, key=len, reverse=True))
+                self._protect_re = re.compile(alternatives)
+        return [(m.start(), m.end()) for m in self._protect_re.finditer(text)]
 
     def data(self, value: Any) -> Any:
-        """The same structure with every string (and key) redacted; numbers and booleans are left alone.
+        """The same structure with every string value redacted; keys, numbers and booleans keep their form.
 
-        Redacting serialized JSON as text could mask digits inside a number and break the document.
-        """
+        Redacting serialized JSON as text could break the document; keys are structure, not data."""
         if isinstance(value, str):
             return self(value)
         if isinstance(value, dict):
-            return {self(str(k)): self.data(v) for k, v in value.items()}
+            return {k: self.data(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [self.data(v) for v in value]
         return value
@@ -88,6 +170,23 @@ class Redactor:
         except ValueError:
             return None
         return json.dumps(self.data(document), indent=2) + "\n"
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _masked(secret: str) -> str:
+    from pipectl.secrets import public_prefix
+
+    prefix = public_prefix(secret)
+    return prefix + MASK if prefix and len(secret) > len(prefix) + 3 else MASK
 
 
 redactor = Redactor()

@@ -50,12 +50,19 @@ def load_checks() -> Loaded:
     """Check classes by id, from every installed distribution."""
     loaded = load_group(CHECKS, _check_problem)
     loaded.items = {cls.id: cls for cls in loaded.items.values()}
+    from pipectl.redact import redactor
+
+    redactor.protect(*loaded.items, *(getattr(cls, "component", "") for cls in loaded.items.values()))
     return loaded
 
 
 def load_playbooks() -> Loaded:
     """Playbook classes by name."""
-    return load_group(PLAYBOOKS, _playbook_problem)
+    loaded = load_group(PLAYBOOKS, _playbook_problem)
+    from pipectl.redact import redactor
+
+    redactor.protect(*loaded.items)
+    return loaded
 
 
 def load_renderers() -> Loaded:

@@ -384,3 +384,16 @@ _ALL_TRIGGERS = tuple(
         | set(_KEYWORD_TRIGGERS)
     )
 )
+
+
+def token_kind(value: str) -> str | None:
+    """The token rule a single value matches as a whole credential (`Stripe Access Key`…), or None.
+
+    `pipectl.secrets` asks this for values it meets outside a repository (job variables, parameters)."""
+    text = value.strip()
+    if not might_contain_secret(text):
+        return None
+    for hit in scan_lines("value", [(1, text)]):
+        if not hit.rule.startswith("Secret assigned to"):
+            return hit.rule
+    return None

@@ -1,4 +1,4 @@
-"""Known secret values are planted in config and environment; no output format may show any 4+ char piece."""
+"""Known secret values are planted in config and environment; no output format may show any 8+ char piece."""
 
 import json
 
@@ -28,7 +28,7 @@ modal = ["MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_ENVIRONMENT"]
 
 def leaked_pieces(text: str) -> list[str]:
     return [
-        value[i : i + 4] for value in SECRETS.values() for i in range(len(value) - 3) if value[i : i + 4] in text
+        value[i : i + 8] for value in SECRETS.values() for i in range(len(value) - 7) if value[i : i + 8] in text
     ]
 
 

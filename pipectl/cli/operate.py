@@ -73,7 +73,9 @@ def redrive(
 
 
 def _params(specs: list[str]) -> dict[str, object]:
+    """`k=v` pairs, v parsed as JSON when it is JSON; a credential is refused (parameters are plain text)."""
     from pipectl.errors import UsageError
+    from pipectl.repairs.secrets import refuse_plaintext
 
     params: dict[str, object] = {}
     for spec in specs:
@@ -84,4 +86,5 @@ def _params(specs: list[str]) -> dict[str, object]:
             params[key] = json.loads(raw)
         except json.JSONDecodeError:
             params[key] = raw
+        refuse_plaintext("--param", key, params[key])
     return params

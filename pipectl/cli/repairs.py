@@ -17,17 +17,22 @@ FormatOption = Annotated[str, typer.Option("--format", "-f", help="terminal or j
 
 
 def run_repair(config, repair, *, yes: bool, dry_run: bool, journal: Path | None, fmt: str = "terminal") -> int:
-    """Plan → confirm → apply → verify → journal, with the plan and outcome shown to the operator."""
+    """Plan → confirm → apply → verify → journal, with the plan and outcome shown to the operator.
+
+    `repair` may be a list of `Step`s, planned together and confirmed once (patch storing a Secret block
+    before pointing the deployment at it)."""
     from pipectl.errors import UsageError
     from pipectl.journal import Journal
-    from pipectl.repair import JournalRun, execute
+    from pipectl.repair import JournalRun, Step, execute_steps
     from pipectl.report.plan import render_outcome, render_plan
 
     if fmt not in ("terminal", "json"):
         raise UsageError(f"unknown format {fmt!r}: choose terminal or json")
+    steps = repair if isinstance(repair, list) else [Step(type(repair).__name__, repair)]
     book = Journal(journal)
     bound = JournalRun(book, book.start(command_line(), config.pipeline))
-    outcome = execute(repair, bound, yes=yes, dry_run=dry_run, show=lambda plan: write(render_plan(plan, fmt)))
+    outcome = execute_steps(steps, bound, yes=yes, dry_run=dry_run,
+                            show=lambda plan: write(render_plan(plan, fmt)))
     note(render_outcome(outcome).rstrip())
     note(f"journal: run {bound.run.id} (`pipectl report {bound.run.id}`)")
     return 0 if outcome.ok else 1
@@ -47,15 +52,21 @@ def patch(
     """Merge env keys into a deployment's job variables; shows a diff, never touches other keys."""
     from pipectl.config_load import environment
     from pipectl.errors import UsageError
+    from pipectl.repair import Step
     from pipectl.repairs.patch import PatchJobVariables, parse_env, parse_job_variables
+    from pipectl.repairs.secret import SetSecretBlock
 
     deployment = deployment_name(deployment)
     if not (env or unset_env or job_variable):
         raise UsageError("nothing to patch: give --env, --unset-env or --job-variable")
     cfg = load(config)
-    repair = PatchJobVariables(cfg, deployment, parse_env(env or [], environment(cfg.source)),
-                               unset_env or [], parse_job_variables(job_variable or []))
-    return run_repair(cfg, repair, yes=yes, dry_run=dry_run, journal=journal, fmt=format)
+    set_env, blocks = parse_env(env or [], environment(cfg.source))
+    repair = PatchJobVariables(cfg, deployment, set_env, unset_env or [], parse_job_variables(job_variable or []))
+    if not blocks:
+        return run_repair(cfg, repair, yes=yes, dry_run=dry_run, journal=journal, fmt=format)
+    steps = [Step(f"store Secret block {block}", SetSecretBlock(cfg, block, value)) for block, value in blocks.items()]
+    steps.append(Step(f"patch {deployment}", repair))
+    return run_repair(cfg, steps, yes=yes, dry_run=dry_run, journal=journal, fmt=format)
 
 
 secret_app = typer.Typer(help="Prefect Secret blocks.", no_args_is_help=True)

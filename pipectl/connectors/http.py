@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from pipectl.errors import Unreachable, UsageError
-from pipectl.redact import redactor
 
 MAX_BODY = 1 << 20
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
-_SECRET_PARAM = re.compile(r"token|key|secret|sig|signature|password|passwd|pwd|auth|credential|code", re.I)
 
 
 @dataclass(frozen=True)
@@ -49,14 +46,9 @@ def safe_url(url: str) -> str:
 
 def register_url_secrets(url: str) -> None:
     """A password in the URL, and query values named like credentials, are secrets: register them."""
-    try:
-        parts = urlsplit(url)
-        redactor.add(parts.password)
-        for name, value in parse_qsl(parts.query, keep_blank_values=False):
-            if _SECRET_PARAM.search(name):
-                redactor.add(value)
-    except ValueError:
-        return
+    from pipectl.secrets import register
+
+    register("url", url)
 
 
 async def aprobe(url: str, method: str = "GET", timeout: float = 5.0) -> HttpAnswer:

@@ -599,10 +599,9 @@ def _last_line(text: str) -> str:
 
 def _scrub(text: str, dsn: str) -> str:
     """Belt and braces: a reason never carries the DSN or its password, even if libpq ever quoted them."""
-    from pipectl.config_load import dsn_password
+    from pipectl.secrets import embedded_secrets
 
-    password = dsn_password(dsn)
-    for secret in (dsn, password):
+    for secret in (dsn, *embedded_secrets(dsn)):
         if secret and len(secret) >= 2:
             text = text.replace(secret, "****")
     return text

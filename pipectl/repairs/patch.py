@@ -14,15 +14,20 @@ from pipectl.connectors import prefect_write
 from pipectl.errors import NotFound, UsageError
 from pipectl.redact import redactor
 from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
-from pipectl.repairs.secrets import block_name_for, block_template, looks_secret, template_block
+from pipectl import secrets
+from pipectl.repairs.secrets import block_name_for, block_template, refuse_plaintext, secret_leaves, template_block
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ABSENT = "(absent)"
 
 
-def parse_env(specs: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
-    """`KEY=secret:BLOCK`, `KEY=env:NAME` or `KEY=value` → {KEY: job-variable value}; refuses plaintext secrets."""
+def parse_env(specs: Sequence[str], environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """`KEY=secret:BLOCK`, `KEY=env:NAME` or `KEY=value` → ({KEY: job-variable value}, {block: value to store}).
+
+    A credential never becomes plain text: `KEY=value` with a secret name or shape is refused, and
+    `KEY=env:NAME` of a credential becomes a Secret block (stored first) that KEY refers to."""
     result: dict[str, str] = {}
+    blocks: dict[str, str] = {}
     for spec in specs:
         key, sep, value = spec.partition("=")
         if not sep or not _KEY.match(key):
@@ -33,34 +38,39 @@ def parse_env(specs: Sequence[str], environ: Mapping[str, str]) -> dict[str, str
                 raise UsageError(f"--env {key}: {block!r} is not a Secret block name")
             result[key] = block_template(block)
             continue
-        if looks_secret(key):
-            redactor.add(environ.get(value.removeprefix("env:"), "") if value.startswith("env:") else value)
-            raise UsageError(
-                f"--env {key}: refusing to write a credential into job variables as plain text; store it in a "
-                f"Secret block (`pipectl secret set {block_name_for(key)} --from-env {key}`) and pass "
-                f"{key}=secret:{block_name_for(key)}"
-            )
         if value.startswith("env:"):
             name = value.removeprefix("env:")
             if not environ.get(name):
                 raise UsageError(f"--env {key}: environment variable {name} is not set")
             value = environ[name]
+            if secret_leaves(value, key):
+                secrets.register(key, value)
+                blocks[block_name_for(key)] = value
+                result[key] = block_template(block_name_for(key))
+                continue
+        refuse_plaintext("--env", key, value)
         result[key] = value
-    return result
+    return result, blocks
 
 
 def parse_job_variables(specs: Sequence[str]) -> dict[str, Any]:
-    """`PATH=JSON` pairs, e.g. `pip_packages=["modal"]` or `env.LOG_LEVEL="DEBUG"`."""
+    """`PATH=JSON` pairs, e.g. `pip_packages=["modal"]` or `env.LOG_LEVEL="DEBUG"`; credentials refused."""
     result: dict[str, Any] = {}
     for spec in specs:
         path, sep, raw = spec.partition("=")
         if not sep or not all(_KEY.match(p) or re.fullmatch(r"[A-Za-z0-9_-]+", p) for p in path.split(".")):
             raise UsageError(f"--job-variable {path!r}: expected PATH=JSON, e.g. env.LOG_LEVEL=\"DEBUG\"")
         try:
-            result[path] = json.loads(raw)
+            value = json.loads(raw, parse_constant=_no_constant)
         except json.JSONDecodeError:
             raise UsageError(f"--job-variable {path}: the value is not JSON (quote strings: \"text\")") from None
+        refuse_plaintext("--job-variable", path, value, env_key=path.startswith("env.") and path.count(".") == 1)
+        result[path] = value
     return result
+
+
+def _no_constant(name: str) -> Any:
+    raise UsageError(f"--job-variable: {name} is not a JSON value")
 
 
 def merged(current: Mapping[str, Any], set_env: Mapping[str, str], unset_env: Sequence[str],
@@ -80,7 +90,20 @@ def merged(current: Mapping[str, Any], set_env: Mapping[str, str], unset_env: Se
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise UsageError(f"--job-variable {path}: {part} is not an object in the current job variables")
-        node[leaf] = value
+        if isinstance(value, dict) and isinstance(node.get(leaf), dict):
+            node[leaf] = _deep_merge(node[leaf], value)  # an object merges: other keys stay
+        else:
+            node[leaf] = value
+    return result
+
+
+def _deep_merge(current: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    result = copy.deepcopy(current)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _deep_merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
     return result
 
 
@@ -103,7 +126,7 @@ class PatchJobVariables(Repair):
             raise NotFound(f"deployment {self.name} does not exist: `pipectl deploy register {self.name}`")
         self._deployment_id = deployment.id
         self._before = deployment.job_variables
-        _register_plaintext_secrets(self._before)
+        secrets.scrub(self._before)  # registers any credential already in there before the diff shows it
         after = merged(self._before, self.set_env, self.unset_env, self.set_paths)
         changes = _changes(self.name, self._before, after)
         return Plan("patch", f"merge into the job variables of {self.name}", tuple(changes),
@@ -119,7 +142,8 @@ class PatchJobVariables(Repair):
         after = merged(self._before or {}, self.set_env, self.unset_env, self.set_paths)
         prefect_write.update_job_variables(*self._api, self._deployment_id, after)
         journal.record("change", {"kind": "job_variables", "deployment": self.name,
-                                  "deployment_id": self._deployment_id, "before": self._before, "after": after})
+                                  "deployment_id": self._deployment_id, "before": secrets.scrub(self._before),
+                                  "after": secrets.scrub(after)})
         self._after = after
         return Outcome(True, f"patched the job variables of {self.name}", {"changed_keys": len(plan.changes)})
 
@@ -139,7 +163,11 @@ def _changes(name: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> 
     for key in sorted(set(_flatten(before)) | set(_flatten(after))):
         old, new = _flatten(before).get(key, _ABSENT), _flatten(after).get(key, _ABSENT)
         if old != new:
-            changes.append(Change(f"{name} job_variables.{key}", f"{_show(old)} → {_show(new)}", old, new))
+            old_shown, new_shown = _show(key, old), _show(key, new)
+            if old_shown.startswith("‹secret") and new_shown.startswith("‹secret"):
+                new_shown = new_shown.replace("‹secret", "‹secret, changed", 1)
+            changes.append(Change(f"{name} job_variables.{key}", f"{old_shown} → {new_shown}",
+                                  secrets.scrub(old, key.rsplit(".", 1)[-1]), secrets.scrub(new, key.rsplit(".", 1)[-1])))
     return changes
 
 
@@ -154,8 +182,12 @@ def _flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _show(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+def _show(key: str, value: Any) -> str:
+    """How a value appears in the diff: a credential as its placeholder, never itself."""
+    if value is _ABSENT:
+        return value
+    shown = secrets.scrub(value, key.rsplit(".", 1)[-1])
+    return shown if isinstance(shown, str) else json.dumps(shown, ensure_ascii=False)
 
 
 def _block_has_value(api: tuple[str | None, str | None], name: str) -> bool:
@@ -167,10 +199,3 @@ def _block_has_value(api: tuple[str | None, str | None], name: str) -> bool:
 def _blocks(job_variables: Mapping[str, Any]) -> list[str]:
     env = job_variables.get("env") or {}
     return [b for b in (template_block(v) for v in env.values()) if b]
-
-
-def _register_plaintext_secrets(job_variables: Mapping[str, Any]) -> None:
-    """A credential someone already pasted into the env must not be echoed by our diff."""
-    for key, value in (job_variables.get("env") or {}).items():
-        if looks_secret(key) and isinstance(value, str) and not template_block(value):
-            redactor.add(value)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 from pipectl.config import PipelineConfig
@@ -10,6 +9,7 @@ from pipectl.connectors import prefect as prefect_api
 from pipectl.connectors import prefect_write
 from pipectl.errors import UsageError
 from pipectl.redact import redactor
+from pipectl.secrets import fingerprint
 from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
 
 
@@ -35,7 +35,7 @@ class SetSecretBlock(Repair):
 
     def apply(self, plan: Plan, journal: JournalRun) -> Outcome:
         prefect_write.save_secret_block(*self._api, self.name, self._value)
-        journal.record("change", {"kind": "secret_block", "block": self.name, "fingerprint": _fingerprint(self._value)})
+        journal.record("change", {"kind": "secret_block", "block": self.name, "fingerprint": fingerprint(self._value)})
         return Outcome(True, f"saved Secret block {self.name}")
 
     def verify(self, applied: Outcome) -> Outcome:
@@ -43,8 +43,3 @@ class SetSecretBlock(Repair):
         redactor.add(current)
         ok = current == self._value
         return Outcome(ok, f"Secret block {self.name} {'holds' if ok else 'does NOT hold'} the new value")
-
-
-def _fingerprint(value: str) -> str:
-    """Enough to tell two values apart in the journal, useless for recovering either."""
-    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipectl import secrets
 from pipectl.config import PipelineConfig
 from pipectl.connectors import prefect as prefect_api
 from pipectl.connectors import prefect_write
@@ -34,12 +35,16 @@ class UndoRun(Repair):
             kind = change.get("kind")
             if kind == "job_variables":
                 current = prefect_api.read_deployment(*self._api, change["deployment"])
-                if current is None or current.job_variables != change["after"]:
+                if current is None or secrets.scrub(current.job_variables) != change["after"]:
                     skipped.append(f"{change['deployment']}: job variables changed since run {self.run_id}")
                     continue
+                restored, lost = restorable(change["before"], current.job_variables)
+                skipped += [f"{change['deployment']} job_variables.{path}: the secret value it held before the run "
+                            "was never journaled and cannot be restored; set it again with `pipectl secret set` "
+                            "and `pipectl patch`" for path in lost]
                 planned.append(Change(f"{change['deployment']} job_variables", "restore the values before the run",
                                       change["after"], change["before"]))
-                self._restores.append(change)
+                self._restores.append({**change, "restore": restored})
             elif kind == "rows":
                 planned.append(Change(f"{change['table']} rows",
                                       f"{len(change['ids'])} row(s) back to {change['from_status']} where still "
@@ -54,10 +59,11 @@ class UndoRun(Repair):
         for change in self._restores:
             if change["kind"] == "job_variables":
                 current = prefect_api.read_deployment(*self._api, change["deployment"])
-                if current is None or current.job_variables != change["after"]:
+                if current is None or secrets.scrub(current.job_variables) != change["after"]:
                     return Outcome(False, f"{change['deployment']} changed while undoing; stopped")
-                prefect_write.update_job_variables(*self._api, current.id, change["before"])
-                journal.record("change", {**change, "before": change["after"], "after": change["before"],
+                prefect_write.update_job_variables(*self._api, current.id, change["restore"])
+                journal.record("change", {**{k: v for k, v in change.items() if k != "restore"},
+                                          "before": change["after"], "after": secrets.scrub(change["restore"]),
                                           "undoes": self.run_id})
             else:
                 from pipectl.connectors import postgres_write
@@ -75,6 +81,32 @@ class UndoRun(Repair):
         for change in self._restores:
             if change["kind"] == "job_variables":
                 current = prefect_api.read_deployment(*self._api, change["deployment"])
-                if current is None or current.job_variables != change["before"]:
+                if current is None or current.job_variables != change["restore"]:
                     return Outcome(False, f"{change['deployment']} does not show the restored job variables")
         return applied
+
+
+def restorable(before: Any, current: Any, path: str = "") -> tuple[Any, list[str]]:
+    """The journaled before-values with each secret placeholder filled from `current` where the value there
+    is still the same one (same fingerprint); the paths whose secret cannot be put back are listed."""
+    if isinstance(before, dict):
+        now = current if isinstance(current, dict) else {}
+        result, lost = {}, []
+        for key, value in before.items():
+            item, missing = restorable(value, now.get(key), f"{path}.{key}" if path else str(key))
+            lost += missing
+            if item is not _LOST:
+                result[key] = item
+        return result, lost
+    if isinstance(before, list):
+        now = current if isinstance(current, list) and len(current) == len(before) else [None] * len(before)
+        pairs = [restorable(b, c, f"{path}[{i}]") for i, (b, c) in enumerate(zip(before, now, strict=True))]
+        return [p[0] for p in pairs if p[0] is not _LOST], [x for p in pairs for x in p[1]]
+    if isinstance(before, str) and before.startswith("‹secret "):
+        if isinstance(current, str) and secrets.placeholder(current) == before:
+            return current, []
+        return (current if current is not None else _LOST), [path]  # leave what is there now
+    return before, []
+
+
+_LOST = object()

@@ -1,0 +1,192 @@
+"""What is a secret: the one place that decides, by a key's name and by a value's shape.
+
+Every part asks here — doctor's checks, `patch`, `secret set`, `trigger`, the journal, reports and the
+redactor — so a key `doctor` calls a credential is one `patch` refuses to print, and a value shaped like a
+token is masked wherever it turns up. Value shapes come from the same token rules `repo.secrets` scans
+repositories with (`pipectl.secret_scan`), plus passwords inside URLs and key=value DSNs.
+
+A secret that must be shown at all is shown as a placeholder: `‹secret sha256:1a2b3c4d›`, a fingerprint
+that tells two values apart without revealing either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+_STRONG_WORDS = {
+    "secret", "secrets", "password", "passwd", "pwd", "passphrase", "credential", "credentials", "apikey",
+    "secretkey", "authtoken", "accesstoken", "privatekey", "dsn",
+}  # fmt: skip
+"""A name holding one of these words names a credential (`MODAL_TOKEN_SECRET`, `DB_PASSWORD`, `dsn`)."""
+_STRONG_SUFFIXES = ("password", "passwd", "secret", "apikey", "secretkey", "authtoken", "accesstoken", "privatekey")
+"""Run together (`PGPASSWORD`, `clientsecret`): still a credential's name."""
+_QUALIFIED_WORDS = {"key", "token", "pass", "pat", "auth"}
+"""Too common alone (`key = "name"`): a credential only after a qualifier (`API_KEY`, `MODAL_TOKEN_ID`)."""
+NOT_SECRET_QUALIFIERS = frozenset({
+    "public", "publishable", "pub", "anon", "primary", "foreign", "sort", "partition", "cache",
+    "idempotency", "lookup", "dict", "map", "next", "page", "continuation", "pagination", "sync", "row",
+    "range", "hash", "s3", "object", "bucket", "file", "path", "env", "config", "setting", "field",
+    "column", "header", "param", "query", "search", "group", "message", "dedup", "dedupe", "deduplication",
+    "routing", "shard", "i18n", "translation", "label", "flag", "feature", "max", "min", "num", "count",
+    "total", "input", "output", "prompt", "completion", "stop", "unique", "composite", "csrf", "xsrf",
+    "registry", "redis", "storage", "state", "lock", "id", "name", "type",
+})  # fmt: skip
+"""Words that make the next `key`/`token` ordinary: `sort_key`, `page_token`, `csrf_token`."""
+_NOT_SECRET_LAST = {"name", "names", "block", "blocks", "file", "path", "url", "type", "length", "len", "ttl",
+                    "expiry", "expires", "expiration", "header", "field", "hint", "prompt", "policy", "rotation",
+                    "version", "count", "limit", "env", "var", "variable", "ref", "arn", "sock", "socket", "dir"}  # fmt: skip
+"""Words that make the whole name about a secret rather than the secret itself: `SECRET_NAME`, `TOKEN_URL`."""
+
+_NOT_SECRET_NAMES = {"PWD", "OLDPWD"}
+"""The shell's working directories, whatever their names look like."""
+_PATH = re.compile(r"^(/|~/|\./|\.\./)[\w./@+-]*$")
+_TEMPLATE = re.compile(r"^\s*\{\{.*\}\}\s*$", re.DOTALL)
+_REFERENCE = re.compile(r"^(env|secret):[A-Za-z0-9_.-]+$")
+_DSN_PASSWORD = re.compile(r"(?:^|[\s;&?])(?:password|pwd|pass)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s;&]+)", re.IGNORECASE)
+_SECRET_QUERY = re.compile(r"(token|secret|password|passwd|pwd|signature|sig|key|auth|credential|code)", re.IGNORECASE)
+PUBLIC_PREFIXES = (
+    "sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_", "sb_secret_", "pnu_", "pnb_", "ak-", "as-",
+    "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xoxb-", "xoxp-", "xoxa-",
+    "sk-proj-", "sk-ant-", "SG.", "pypi-", "npm_", "eyJ",
+)  # fmt: skip
+"""Prefixes that say which kind of credential a value is and are no secret themselves: kept when masking."""
+
+
+def words(name: str) -> list[str]:
+    """`modalTokenSecret`, `MODAL_TOKEN_SECRET`, `modal-token.secret` → ['modal', 'token', 'secret']."""
+    snake = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+    return [w for w in re.split(r"[^a-z0-9]+", snake) if w]
+
+
+def is_secret_key(name: str) -> bool:
+    """MODAL_TOKEN_SECRET, AWS_SECRET_ACCESS_KEY, STRIPE_KEY, stripe_webhook.signing_secret, api_token…
+    but not LOG_LEVEL, SORT_KEY, SECRET_NAME, SUPABASE_ANON_KEY or csrf_token."""
+    parts = words(str(name).rsplit(".", 1)[-1]) if "." in str(name) else words(str(name))
+    if str(name).upper() in _NOT_SECRET_NAMES or not parts or parts[-1] in _NOT_SECRET_LAST and len(parts) > 1:
+        return False
+    for index, word in enumerate(parts):
+        before = parts[index - 1] if index else ""
+        if before in NOT_SECRET_QUALIFIERS:
+            continue
+        if word in _STRONG_WORDS or word.endswith(_STRONG_SUFFIXES):
+            return True
+        if word in _QUALIFIED_WORDS and index > 0:
+            return True
+    return False
+
+
+def is_reference(value: object) -> bool:
+    """`{{ prefect.blocks.secret.X }}`, `env:NAME`, `secret:BLOCK`: names where a secret lives, not one."""
+    return isinstance(value, str) and bool(_TEMPLATE.match(value) or _REFERENCE.match(value.strip()))
+
+
+def url_password(url: str) -> str | None:
+    """The password in a URL's user info, or None (also for text that is not a URL)."""
+    if "://" not in url:
+        return None
+    try:
+        return urlsplit(url.strip()).password or None
+    except ValueError:
+        return None
+
+
+def embedded_secrets(text: str) -> list[str]:
+    """The credential parts inside a URL or DSN: its password, and query values named like credentials."""
+    found: list[str] = []
+    password = url_password(text)
+    if password:
+        found.append(password)
+    if "://" in text:
+        try:
+            query = urlsplit(text.strip()).query
+        except ValueError:
+            query = ""
+        found += [v for k, v in parse_qsl(query) if _SECRET_QUERY.search(k) and v and not is_reference(v)]
+    for match in _DSN_PASSWORD.finditer(text):
+        found.append(match.group(1).strip("'"))
+    return [f for f in found if f]
+
+
+def secret_kind(value: object) -> str | None:
+    """What kind of credential a value is by its shape alone (`Stripe Access Key`, `URL with a password`,
+    `Modal Token Secret`…), or None for ordinary text."""
+    if not isinstance(value, str) or len(value.strip()) < 8 or is_reference(value):
+        return None
+    if embedded_secrets(value):
+        return "URL or DSN with a password"
+    from pipectl.secret_scan import token_kind
+
+    return token_kind(value)
+
+
+def is_secret(key: object, value: object) -> bool:
+    """A value that must never be shown: under a credential's name, or shaped like one itself."""
+    if not isinstance(value, str) or not value.strip() or is_reference(value):
+        return False
+    named = key is not None and is_secret_key(str(key)) and not _PATH.match(value)  # a key file's path
+    return named or secret_kind(value) is not None
+
+
+def secret_parts(key: object, value: object) -> list[str]:
+    """The parts of a value that are secret: the password inside a URL or DSN (the rest of it is a
+    location worth showing), else the whole value when its name or shape says credential."""
+    if not isinstance(value, str) or is_reference(value):
+        return []
+    inner = embedded_secrets(value)
+    if inner:
+        return inner
+    return [value] if is_secret(key, value) else []
+
+
+def register(key: object, value: object) -> None:
+    """Hand the secret parts of a value to the redactor before anything can print them."""
+    from pipectl.redact import redactor
+
+    for part in secret_parts(key, value):
+        redactor.add(part)
+
+
+def register_environment(environ: Mapping[str, str]) -> None:
+    """Every credential in the environment pipectl runs in (and the `.env` it reads) is masked wherever
+    a library or server might echo it."""
+    for name, value in environ.items():
+        register(name, value)
+
+
+def fingerprint(value: str) -> str:
+    """`sha256:1a2b3c4d`: enough to tell whether two values are the same, nothing to recover either."""
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+def placeholder(value: str) -> str:
+    """What is shown and journaled instead of a secret value."""
+    return f"‹secret {fingerprint(value)}›"
+
+
+def public_prefix(text: str) -> str:
+    """The known, non-secret prefix a credential starts with (`as-`, `sk_live_`, `AKIA`), or ''."""
+    return next((p for p in PUBLIC_PREFIXES if text.startswith(p)), "")
+
+
+def scrub(data: Any, key: str | None = None) -> Any:
+    """The same structure with every secret value (by key or by shape) replaced by its placeholder, and
+    every secret part registered with the redactor (a URL with a password is replaced whole, so what is
+    journaled is never a half-masked value someone could write back)."""
+    from pipectl.redact import redactor
+
+    if isinstance(data, Mapping):
+        return {k: scrub(v, str(k)) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [scrub(v, key) for v in data]
+    if not isinstance(data, str):
+        return data
+    if is_reference(data):
+        return data
+    parts = secret_parts(key, data)
+    for part in parts:
+        redactor.add(part)
+    return placeholder(data) if parts else data
