@@ -7,6 +7,8 @@ import shlex
 from typing import Any
 
 from pipectl.checks.sqs_queue import Target, in_parallel, parse, stats, target
+
+from pipectl.connectors.http import safe_url
 from pipectl.errors import NotFound, PipectlError, Unauthorized, Unreachable, UsageError
 from pipectl.interface import Check, Context
 from pipectl.model import Finding, Severity
@@ -135,7 +137,7 @@ def _url_from_arn(arn: str, t: Target) -> str:
         raise ValueError(f"not an SQS queue ARN: {arn!r}")
     partition, region, account, name = parts[1], parts[3], parts[4], parts[5]
     if t.endpoint_url:
-        return f"{t.endpoint_url.rstrip('/')}/{account}/{name}"
+        return f"{safe_url(t.endpoint_url).rstrip('/')}/{account}/{name}"
     suffix = ".amazonaws.com.cn" if partition == "aws-cn" else ".amazonaws.com"
     return f"https://sqs.{region}{suffix}/{account}/{name}"
 
@@ -143,7 +145,7 @@ def _url_from_arn(arn: str, t: Target) -> str:
 def _add_dlq_fix(t: Target, queue_name: str, region: str | None, dlq_exists: bool) -> str:
     """The AWS CLI commands that give the queue a dead-letter queue (maxReceiveCount 5)."""
     opts = f" --region {region}" if region else ""
-    opts += f" --endpoint-url {t.endpoint_url}" if t.endpoint_url else ""
+    opts += f" --endpoint-url {safe_url(t.endpoint_url)}" if t.endpoint_url else ""
     arn = "<ARN of the dead-letter queue>"
     policy = json.dumps({"RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})})
     attach = (f"`aws sqs set-queue-attributes{opts} --queue-url {shlex.quote(t.url)} "

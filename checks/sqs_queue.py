@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pipectl.connectors.http import safe_url
 from pipectl.errors import NotFound, PipectlError, Unauthorized, Unreachable, UsageError
 from pipectl.interface import Check, Context
 from pipectl.model import Finding, Severity
@@ -68,7 +69,7 @@ def stats(ctx: Context, t: Target, ref: QueueRef) -> Any:
 def where(t: Target, ref: QueueRef) -> str:
     """'account 123456789012, region us-east-1' (or the endpoint for an SQS-compatible server)."""
     place = f"account {ref.account}, region {ref.region or t.region or '(none)'}"
-    return f"{place} at {t.endpoint_url}" if t.endpoint_url else place
+    return f"{place} at {safe_url(t.endpoint_url)}" if t.endpoint_url else place
 
 
 def credentials_problem(ctx: Context, exc: Unauthorized, queue_name: str) -> tuple[str, dict[str, Any], str]:

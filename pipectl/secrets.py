@@ -44,6 +44,7 @@ _NOT_SECRET_LAST = {"name", "names", "block", "blocks", "file", "path", "url", "
 _NOT_SECRET_NAMES = {"PWD", "OLDPWD"}
 """The shell's working directories, whatever their names look like."""
 _PATH = re.compile(r"^(/|~/|\./|\.\./)[\w./@+-]*$")
+_PLACEHOLDER = re.compile(r"^‹secret[^›]*›$")
 _TEMPLATE = re.compile(r"^\s*\{\{.*\}\}\s*$", re.DOTALL)
 _REFERENCE = re.compile(r"^(env|secret):[A-Za-z0-9_.-]+$")
 _DSN_PASSWORD = re.compile(r"(?:^|[\s;&?])(?:password|pwd|pass)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s;&]+)", re.IGNORECASE)
@@ -80,8 +81,11 @@ def is_secret_key(name: str) -> bool:
 
 
 def is_reference(value: object) -> bool:
-    """`{{ prefect.blocks.secret.X }}`, `env:NAME`, `secret:BLOCK`: names where a secret lives, not one."""
-    return isinstance(value, str) and bool(_TEMPLATE.match(value) or _REFERENCE.match(value.strip()))
+    """`{{ prefect.blocks.secret.X }}`, `env:NAME`, `secret:BLOCK`, or our own `‹secret sha256:…›`: names
+    where a secret lives, or stands for one, not a secret itself."""
+    return isinstance(value, str) and bool(
+        _TEMPLATE.match(value) or _REFERENCE.match(value.strip()) or _PLACEHOLDER.match(value)
+    )
 
 
 def url_password(url: str) -> str | None:

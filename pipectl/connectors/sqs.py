@@ -72,6 +72,10 @@ class RedriveStatus:
         return self.status in _FINISHED
 
 
+def _origin(parts) -> tuple[str, str, int | None]:
+    return parts.scheme, (parts.hostname or "").lower(), parts.port
+
+
 def parse_queue_url(url: str, endpoint_url: str | None = None) -> QueueRef:
     """Reject a malformed queue URL before any network call, with one line saying what is wrong."""
     url = (url or "").strip()
@@ -89,7 +93,7 @@ def parse_queue_url(url: str, endpoint_url: str | None = None) -> QueueRef:
     endpoint = urlsplit(endpoint_url.rstrip("/")) if endpoint_url else None
     host = (parts.hostname or "").lower()
     match = _AWS_HOST.fullmatch(host)
-    if endpoint and (parts.scheme, parts.netloc.lower()) == (endpoint.scheme, endpoint.netloc.lower()):
+    if endpoint and _origin(parts) == _origin(endpoint):  # user info in the endpoint is credentials, not place
         if endpoint.path and not path.startswith(endpoint.path + "/"):
             raise UsageError(f"queue URL path must start with the endpoint's path {endpoint.path!r}")
         path = path[len(endpoint.path) :]

@@ -167,7 +167,7 @@ def _changes(name: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> 
             if old_shown.startswith("‹secret") and new_shown.startswith("‹secret"):
                 new_shown = new_shown.replace("‹secret", "‹secret, changed", 1)
             changes.append(Change(f"{name} job_variables.{key}", f"{old_shown} → {new_shown}",
-                                  secrets.scrub(old, key.rsplit(".", 1)[-1]), secrets.scrub(new, key.rsplit(".", 1)[-1])))
+                                  _kept(key, old), _kept(key, new)))
     return changes
 
 
@@ -180,6 +180,11 @@ def _flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[path] = item
     return out
+
+
+def _kept(key: str, value: Any) -> Any:
+    """What a plan keeps of a value: None for absent, a placeholder for a credential."""
+    return None if value is _ABSENT else secrets.scrub(value, key.rsplit(".", 1)[-1])
 
 
 def _show(key: str, value: Any) -> str:
