@@ -10,11 +10,17 @@ _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 
 
 def parse_duration(text: str) -> timedelta:
-    """`10m` → 10 minutes; a bare number is not accepted, so `10` cannot mean seconds by accident."""
+    """`10m` → 10 minutes; a bare number is not accepted (`10` cannot mean seconds by accident), except
+    `0`, which means the same in every unit."""
+    if str(text).strip() == "0":
+        return timedelta(0)
     match = _PATTERN.match(str(text))
     if not match:
         raise ValueError(f"invalid duration {text!r}: use a number and a unit, like 30s, 10m, 2h or 1d")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    except OverflowError:
+        raise ValueError(f"invalid duration {text!r}: too long") from None
 
 
 def format_duration(delta: timedelta | float) -> str:

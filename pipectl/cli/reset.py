@@ -16,7 +16,8 @@ def reset(
     status: Annotated[str, typer.Option("--status", help="The status the rows are stuck in, e.g. QUEUED.")],
     to: Annotated[str, typer.Option("--to", help="The status to put them in.")] = "PENDING",
     older_than: Annotated[str | None, typer.Option(
-        "--older-than", help="Only rows not updated for this long, e.g. 10m (default: any age).")] = None,
+        "--older-than", help="Only rows not updated for this long, e.g. 10m; 0 for every row "
+                             "(default: the table's stuck_after for --status).")] = None,
     step: Annotated[str | None, typer.Option(
         "--step", help="Only rows of this value of the table's first group_by column (e.g. step_name).")] = None,
     table: Annotated[str | None, typer.Option(
@@ -25,6 +26,8 @@ def reset(
     batch_size: Annotated[int, typer.Option(
         "--batch-size", help="Rows per transaction; each batch holds its row locks only until it commits.")
     ] = DEFAULT_BATCH_SIZE,
+    allow_new_status: Annotated[bool, typer.Option(
+        "--allow-new-status", help="Allow a --to status no row is in and the config does not name.")] = False,
     config: ConfigOption = None,
     yes: YesOption = False,
     dry_run: DryRunOption = False,
@@ -39,10 +42,6 @@ def reset(
         raise UsageError("--status and --to must name a status")
     if status == to:
         raise UsageError(f"--status and --to are both {status}: nothing would change")
-    if batch_size < 1:
-        raise UsageError(f"--batch-size {batch_size}: must be at least 1")
-    if limit is not None and limit < 1:
-        raise UsageError(f"--limit {limit}: must be at least 1")
     try:
         age = parse_duration(older_than) if older_than is not None else None
     except ValueError as exc:
@@ -54,9 +53,9 @@ def reset(
     cfg = load(config)
     state_table = find_table(cfg, table)
     bar = RowsProgress(f"{status} → {to}")
-    repair = ResetRows(cfg, state_table, status, to, older_than=age, step=step, limit=limit, batch_size=batch_size,
-                       progress=bar)
     try:
+        repair = ResetRows(cfg, state_table, status, to, older_than=age, step=step, limit=limit,
+                           batch_size=batch_size, progress=bar, allow_new_status=allow_new_status)
         return run_repair(cfg, repair, yes=yes, dry_run=dry_run, journal=journal, fmt=format)
     finally:
         bar.close()

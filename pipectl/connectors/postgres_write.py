@@ -196,6 +196,16 @@ def plan_reset(dsn: str, table: StateTable, from_status: str, older_than: timede
     return ResetPlan(sum(c for _, c in per_group), per_group, samples, rows[0][n + 1])
 
 
+def known_statuses(dsn: str, table: StateTable, limit: int = 200, timeout: float = 10.0) -> list[str]:
+    """The statuses the table's rows are in now (at most `limit`, found by walking the status column's index
+    when there is one), so a reset can refuse a status nothing uses."""
+    from psycopg import sql
+
+    query = sql.SQL("SELECT {status} FROM {table} GROUP BY {status} LIMIT %(limit)s").format(
+        status=sql.Identifier(table.status_column), table=_table_ident(table.table))
+    return sorted(str(r[0]) for r in _read(dsn, table.table, query, {"limit": limit}, timeout) if r[0] is not None)
+
+
 def count_matching(dsn: str, table: StateTable, flt: Filter, timeout: float = 10.0) -> int:
     """Rows still in the filter's status and older than its cutoff (what verify expects to be 0)."""
     query, params = _count_query(table, flt)

@@ -15,6 +15,8 @@ from pipectl.errors import PipectlError, UsageError
 from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
 
 DEFAULT_BATCH_SIZE = 20_000
+MAX_BATCH_SIZE = 1_000_000
+MAX_ROWS = 2**63 - 1
 READ_TIMEOUT_S = 30.0
 """The plan's and the verify's counting queries: one aggregate each, bounded by this."""
 
@@ -54,13 +56,14 @@ class ResetRows(Repair):
         limit: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         progress: Callable[[int, int], None] = lambda done, total: None,
+        allow_new_status: bool = False,
     ) -> None:
         if from_status == to_status:
             raise UsageError(f"--status and --to are both {from_status}: nothing would change")
-        if batch_size < 1:
-            raise UsageError("--batch-size must be at least 1")
-        if limit is not None and limit < 1:
-            raise UsageError("--limit must be at least 1")
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise UsageError(f"--batch-size {batch_size}: must be between 1 and {MAX_BATCH_SIZE}")
+        if limit is not None and not 1 <= limit <= MAX_ROWS:
+            raise UsageError(f"--limit {limit}: must be between 1 and {MAX_ROWS}")
         if older_than is not None and older_than < timedelta(0):
             raise UsageError("--older-than must not be negative")
         if step is not None and not table.group_by:
@@ -70,6 +73,16 @@ class ResetRows(Repair):
         self.config, self.table = config, table
         self.from_status, self.to_status = from_status, to_status
         self.older_than, self.step, self.limit, self.batch_size = older_than, step, limit, batch_size
+        self.allow_new_status = allow_new_status
+        self.cutoff_reason = "--older-than"
+        if older_than is None:
+            older_than = table.stuck_after.get(from_status)
+            if older_than is None:
+                raise UsageError(
+                    f"no stuck_after for {from_status} on state table {table.table}: say how old a row must be "
+                    f"with --older-than (e.g. 10m; 0 takes every {from_status} row, even one queued a second ago)")
+            self.older_than = older_than
+            self.cutoff_reason = f"stuck_after.{from_status} of {table.table}"
         self.progress = progress
         self.where: dict[str, Any] = {table.group_by[0]: step} if step is not None else {}
         self._plan = None
@@ -83,11 +96,14 @@ class ResetRows(Repair):
     def plan(self) -> Plan:
         from pipectl.connectors import postgres_write
 
+        self._check_target_status()
         found = postgres_write.plan_reset(self.dsn, self.table, self.from_status, self.older_than, self.where,
                                           self.limit, timeout=READ_TIMEOUT_S)
         self._plan = found
         details: dict[str, Any] = {"table": self.table.table, "filter": self._filter_text(),
-                                   "cutoff": found.cutoff.isoformat(timespec="seconds"), "rows": found.rows}
+                                   "cutoff": found.cutoff.isoformat(timespec="seconds"),
+                                   "cutoff rule": f"older than {format_duration(self.older_than)} "
+                                                  f"({self.cutoff_reason})", "rows": found.rows}
         if self.limit is not None and self.limit < found.rows:
             details["limit"] = f"{self.limit} (lowest ids first)"
         details["batch size"] = self.batch_size
@@ -169,6 +185,19 @@ class ResetRows(Repair):
                                  f"{left} matching row(s) are left", details)
         return Outcome(False, f"{left} {self.from_status} row(s) older than the cutoff are still there (held by "
                               "another transaction, or put back meanwhile); run the same command again", details)
+
+    def _check_target_status(self) -> None:
+        """`--to PENDNG` would park rows where nothing picks them up: only statuses in use or configured."""
+        from pipectl.connectors import postgres_write
+
+        if self.allow_new_status:
+            return
+        known = set(postgres_write.known_statuses(self.dsn, self.table, timeout=READ_TIMEOUT_S))
+        known |= set(self.table.stuck_after)
+        if self.to_status not in known:
+            raise UsageError(f"--to {self.to_status}: no row of {self.table.table} is in that status and the config "
+                             f"names no such status (known: {', '.join(sorted(known)) or 'none'}); "
+                             "--allow-new-status to use it anyway")
 
     def _filter_text(self) -> str:
         parts = [f"{self.table.status_column} = {self.from_status}"]

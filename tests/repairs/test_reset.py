@@ -38,7 +38,7 @@ dsn = "env:DATABASE_URL"
 [[state_tables]]
 table = "workflow_states"
 group_by = ["step_name"]
-stuck_after = { QUEUED = "5m" }
+stuck_after = { PENDING = "10m", QUEUED = "5m" }
 """
 LOST = re.compile(r"^connection to the database lost during batch (\d+); (\d+) rows were reset in committed batches; "
                   r"run the same command again to finish$")
@@ -63,7 +63,7 @@ def config_path(tmp_path, monkeypatch, pg_dsn):
 
 def config(dsn: str, **table) -> PipelineConfig:
     return PipelineConfig(database={"dsn": dsn}, state_tables=[
-        {"table": "workflow_states", "group_by": ["step_name"], "stuck_after": {"QUEUED": "5m"}, **table}])
+        {"table": "workflow_states", "group_by": ["step_name"], "stuck_after": {"PENDING": "10m", "QUEUED": "5m"}, **table}])
 
 
 def add(conn, step: str, status: str, rows: int, minutes_old: float) -> list[int]:
@@ -134,8 +134,8 @@ def test_dry_run_and_no_terminal_change_nothing(db, run_cli, config_path, tmp_pa
     (["--status", "QUEUED", "--older-than", "ten"], "--older-than: invalid duration 'ten'"),
     (["--status", "QUEUED", "--table", "nope"], "no state table 'nope' in the config (state tables: workflow_states)"),
     (["--status", "X", "--to", "X"], "--status and --to are both X: nothing would change"),
-    (["--status", "QUEUED", "--batch-size", "0"], "--batch-size 0: must be at least 1"),
-    (["--status", "QUEUED", "--limit", "0"], "--limit 0: must be at least 1"),
+    (["--status", "QUEUED", "--batch-size", "0"], "--batch-size 0: must be between 1 and"),
+    (["--status", "QUEUED", "--limit", "0"], "--limit 0: must be between 1 and"),
 ])
 def test_bad_input_is_one_line_and_touches_nothing(db, run_cli, config_path, tmp_path, args, message):
     add(db, "enrich", "QUEUED", 5, 20)
@@ -384,7 +384,8 @@ def test_a_partitioned_table_with_uuid_ids_resets_by_key_and_undoes(db, pg_dsn, 
                " FROM generate_series(1, 30)")
     db.execute("INSERT INTO tasks (kind, state, touched) SELECT 'b', 'QUEUED', now() FROM generate_series(1, 30)")
     cfg = PipelineConfig(database={"dsn": pg_dsn}, state_tables=[
-        {"table": "public.tasks", "status_column": "state", "updated_column": "touched", "group_by": ["kind"]}])
+        {"table": "public.tasks", "status_column": "state", "updated_column": "touched", "group_by": ["kind"],
+         "stuck_after": {"PENDING": "10m", "QUEUED": "5m"}}])
     book, run = journal_run(tmp_path)
     repair = ResetRows(cfg, cfg.state_tables[0], "QUEUED", "PENDING", older_than=timedelta(minutes=10), batch_size=7)
     outcome = execute(repair, run, yes=True)
@@ -410,3 +411,23 @@ def test_status_counts_by_group_and_by_bare_name(db, pg_dsn):
     assert postgres.status_counts(pg_dsn, "workflow_states", timeout=5) == {"QUEUED": 3, "PENDING": 2}
     db.execute("INSERT INTO jobs (status) VALUES ('completed'), ('completed')")
     assert postgres.status_counts(pg_dsn, "jobs", status_column="status") == {"completed": 2}
+
+
+def test_a_status_nothing_uses_is_refused_and_the_default_cutoff_is_stuck_after(db, run_cli, config_path, tmp_path):
+    add(db, "enrich", "QUEUED", 5, 20)  # stuck for 20 minutes: past stuck_after QUEUED = 5m
+    add(db, "enrich", "QUEUED", 7, 1)  # queued a minute ago: not stuck yet
+    base = ["--config", str(config_path), "--journal", str(tmp_path / "j.sqlite3")]
+    code, out, err = run_cli("reset", "--status", "QUEUED", "--to", "PENDNG", "--yes", *base)
+    assert code == 2
+    assert "--to PENDNG: no row of workflow_states is in that status" in err and "PENDING, QUEUED" in err
+    assert counts(db) == {"QUEUED": 12}
+    code, out, err = run_cli("reset", "--status", "QUEUED", "--dry-run", *base)
+    assert code == 0, err
+    assert "older than 5m (stuck_after.QUEUED of workflow_states)" in out
+    assert "reset 5 row(s)" in out
+    code, out, err = run_cli("reset", "--status", "QUEUED", "--older-than", "0", "--dry-run", *base)
+    assert code == 0 and "reset 12 row(s)" in out
+    code, out, err = run_cli("reset", "--status", "PENDING", "--to", "QUEUED", "--dry-run", *base)
+    assert code == 0, err  # PENDING is named in the config, so it is a status the pipeline knows
+    code, out, err = run_cli("reset", "--status", "IN_PROGRESS", "--to", "QUEUED", "--dry-run", *base)
+    assert code == 2 and "no stuck_after for IN_PROGRESS" in err and "--older-than" in err
