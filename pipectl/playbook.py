@@ -29,9 +29,25 @@ def run_playbook(
     steps = playbook.steps(ctx)
     outcome = execute_steps(steps, journal, yes=yes, dry_run=dry_run, confirm=confirm, show=show,
                             progress=ctx.progress)
-    if not dry_run:
-        record_snapshot(journal, ctx, "after", timeout)
-    return outcome
+    if dry_run or not outcome.ok:
+        if not dry_run:
+            record_snapshot(journal, ctx, "after", timeout)
+        return outcome
+    after = record_snapshot(journal, ctx, "after", timeout)
+    return final_verdict(outcome, after, journal)
+
+
+def final_verdict(outcome: Outcome, after: DoctorResult, journal: JournalRun) -> Outcome:
+    """The playbook's ✓/✗ is the incident report's FIXED/NOT FIXED: every step verified *and* no check
+    failing afterwards. A step that verified while the pipeline is still broken is not a fix."""
+    still = [f for f in after.findings if f.status.value in ("fail", "error")]
+    if not still:
+        return outcome
+    verdict = Outcome(False, f"all steps done, but {len(still)} check finding(s) still fail after the repair: "
+                             f"{still[0].summary}", {"still failing": [f.id for f in still]})
+    journal.record("outcome", {"stage": "final", "ok": False, "result": "failed", "summary": verdict.summary,
+                               "still failing": [f.id for f in still]})
+    return verdict
 
 
 def record_snapshot(journal: JournalRun, ctx: PlaybookContext, phase: str, timeout: float) -> DoctorResult:

@@ -7,6 +7,7 @@ verify re-reads what was changed. Commands and playbooks all go through `execute
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -88,6 +89,15 @@ class Repair(ABC):
         """Re-read what was changed. The default trusts apply; most repairs do better."""
         return applied
 
+    def committed(self) -> str:
+        """What is committed so far, in words, for a run stopped halfway ('' when there is nothing to say)."""
+        return ""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a write, after the journal recorded how far it got; the message says
+    what was committed."""
+
 
 Confirm = Callable[[str], bool]
 
@@ -117,7 +127,9 @@ def execute_steps(
 ) -> Outcome:
     """Every plan first and shown together, one confirmation, then apply + verify step by step.
 
-    A failed apply or verify stops the sequence, and the outcome says exactly which steps were done.
+    A failed apply or verify stops the sequence, and the outcome says exactly which steps were done. Every
+    run ends with an outcome in the journal — ok, failed, interrupted or refused — naming the step reached;
+    Ctrl-C or SIGTERM during a write is recorded too and re-raised as `Interrupted` with what was committed.
     """
     plans = []
     for step in steps:
@@ -135,6 +147,29 @@ def execute_steps(
         if not ask(f"Apply: {title}?"):
             return _stop(journal, "not confirmed: nothing was changed", plans, ok=False)
     done: list[str] = []
+    try:
+        return _apply_steps(steps, plans, journal, done, progress)
+    except BaseException as exc:
+        number = len(done) + 1
+        step = steps[min(number, len(steps)) - 1]
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        where = f"at step {number}/{len(steps)} ({step.title})" if len(steps) > 1 else f"during: {plans[0].title}"
+        if interrupted:
+            committed = step.repair.committed()
+            summary = f"interrupted {where}" + (f": {committed}" if committed else "")
+        else:  # the error says what was committed
+            summary = f"stopped {where}: {exc}" if len(steps) > 1 else str(exc) or type(exc).__name__
+        with contextlib.suppress(Exception):  # a journal that cannot be written must not hide the cause
+            journal.record("outcome", {"stage": "interrupted" if interrupted else "stopped", "ok": False,
+                                       "result": "interrupted" if interrupted else "failed", "step": number,
+                                       "summary": summary, "done": done or "none"})
+        if interrupted:
+            raise Interrupted(summary) from None
+        raise
+
+
+def _apply_steps(steps: list[Step], plans: list[Plan], journal: JournalRun, done: list[str],
+                 progress: Callable[[str], None]) -> Outcome:
     result = Outcome(True, "nothing to do")
     for number, (step, plan) in enumerate(zip(steps, plans, strict=True), 1):
         progress(f"step {number}/{len(steps)}: {step.title}")
@@ -151,12 +186,14 @@ def execute_steps(
         if not result.ok:
             if len(steps) > 1:
                 result = _stopped_at(number, steps, done, result)
-                journal.record("outcome", {"stage": "stopped", "ok": False, "summary": result.summary})
+            journal.record("outcome", {"stage": "stopped", "ok": False, "result": "failed", "step": number,
+                                       "summary": result.summary})
             return result
         done.append(step.title)
     if len(steps) > 1:
         result = Outcome(True, f"all {len(steps)} steps done and verified", {"last": result.summary})
-        journal.record("outcome", {"stage": "done", "ok": True, "summary": result.summary})
+    journal.record("outcome", {"stage": "done", "ok": True, "result": "ok", "step": len(steps),
+                               "summary": result.summary})
     return result
 
 
@@ -167,7 +204,8 @@ def _stopped_at(number: int, steps: list[Step], done: list[str], failed: Outcome
 
 
 def _stop(journal: JournalRun, summary: str, plans: list[Plan], ok: bool = True) -> Outcome:
-    journal.record("outcome", {"stage": "plan", "ok": ok, "summary": summary})
+    result = "dry-run" if summary.startswith("dry run") else "ok" if ok else "refused"
+    journal.record("outcome", {"stage": "plan", "ok": ok, "result": result, "step": 0, "summary": summary})
     return Outcome(ok=ok, summary=summary, details={"planned changes": sum(len(p.changes) for p in plans)})
 
 

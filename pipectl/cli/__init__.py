@@ -6,8 +6,11 @@ starts fast.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
+import threading
 
 import typer
 
@@ -69,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging()
     remember_invocation(sys.argv[1:] if argv is None else argv)
     try:
-        result = app(args=argv, prog_name="pipectl", standalone_mode=False)
+        with _sigterm_interrupts():
+            result = app(args=argv, prog_name="pipectl", standalone_mode=False)
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:
@@ -82,13 +86,30 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             _error(line)
         return exc.exit_code
-    except KeyboardInterrupt:
-        _error("interrupted")
+    except KeyboardInterrupt as exc:
+        _error(f"interrupted: {exc}" if str(exc) else "interrupted")
         return 130
     except Exception as exc:  # the last line of defence: never a traceback
         _error(f"internal error: {type(exc).__name__}: {exc}")
         return INTERNAL_ERROR
     return result if isinstance(result, int) else 0
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (a CI runner's cancel, `kill`) stops a write at a safe point exactly as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("terminated (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _error(message: str) -> None:

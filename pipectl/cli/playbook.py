@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -25,7 +26,7 @@ def run(
 ) -> int:
     """Plan every step, confirm once, then apply and verify each; a failed verify stops the run."""
     from pipectl.config_load import environment
-    from pipectl.errors import UsageError
+    from pipectl.errors import PipectlError, UsageError
     from pipectl.interface import PlaybookContext
     from pipectl.journal import Journal
     from pipectl.playbook import run_playbook
@@ -41,12 +42,22 @@ def run(
     book = Journal(journal)
     bound = JournalRun(book, book.start(command_line(), cfg.pipeline))
     ctx = PlaybookContext(config=cfg, environ=environment(cfg.source), progress=note)
-    outcome = run_playbook(loaded.items[name](), ctx, bound, yes=yes, dry_run=dry_run,
-                           show=lambda plan: write(render_plan(plan)))
-    note(render_outcome(outcome).rstrip())
-    if not dry_run:
+    def write_report() -> None:
         target = report or Path(f"pipectl-report-{bound.run.id}.md")
         write(render_incident(book.run(bound.run.id), book.events(bound.run.id)), target)
         note(f"incident report written to {target}")
+
+    try:
+        outcome = run_playbook(loaded.items[name](), ctx, bound, yes=yes, dry_run=dry_run,
+                               show=lambda plan: write(render_plan(plan)))
+    except (PipectlError, KeyboardInterrupt):  # stopped halfway: the report says how far it got
+        if not dry_run and book.events(bound.run.id, "outcome"):  # it got past planning
+            with contextlib.suppress(Exception):
+                write_report()
+        note(f"journal: run {bound.run.id}")
+        raise
+    note(render_outcome(outcome).rstrip())
+    if not dry_run:
+        write_report()
     note(f"journal: run {bound.run.id}")
     return 0 if outcome.ok else 1

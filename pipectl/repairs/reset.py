@@ -186,6 +186,10 @@ class ResetRows(Repair):
         return Outcome(False, f"{left} {self.from_status} row(s) older than the cutoff are still there (held by "
                               "another transaction, or put back meanwhile); run the same command again", details)
 
+    def committed(self) -> str:
+        return (f"{self._moved} row(s) were reset in committed batches and are journaled (`pipectl undo` puts "
+                "them back); the rest were not touched")
+
     def _check_target_status(self) -> None:
         """`--to PENDNG` would park rows where nothing picks them up: only statuses in use or configured."""
         from pipectl.connectors import postgres_write

@@ -56,7 +56,11 @@ def test_unblock_job_pipeline_repairs_the_second_incident(sandbox, run_cli, tmp_
     code, out, err = run_cli("playbook", "run", "unblock-job-pipeline", "--yes", "--config",
                              str(sandbox.config_path), "--journal", str(tmp_path / "j"),
                              "--report", str(tmp_path / "r.md"))
-    assert code == 0, err
     assert deployment(sandbox, PROCESS_JOB) is not None
     assert queues.depth_of(sandbox.state.sqs_endpoint, sandbox.state.dlq_url) == 0
-    assert "all 3 steps done and verified" in err
+    # every step verified, yet nothing in the sandbox reads the queue, so the jobs never move: the playbook
+    # must not claim a fix its own report denies
+    assert code == 1, err
+    assert "✗ all steps done, but 1 check finding(s) still fail after the repair" in err
+    assert "db.stuck:jobs/pending" in err
+    assert "**Current Status:** ❌ NOT FIXED" in (tmp_path / "r.md").read_text()
