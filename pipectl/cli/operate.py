@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from pipectl.cli.common import ConfigOption, deployment_name, load, note
-from pipectl.cli.repairs import DryRunOption, JournalOption, YesOption, run_repair
+from pipectl.cli.repairs import DryRunOption, FormatOption, JournalOption, YesOption, run_repair
 
 
 def trigger(
@@ -18,8 +18,10 @@ def trigger(
     wait: Annotated[bool, typer.Option("--wait", help="Follow the run to its end and check the rows moved.")] = False,
     timeout: Annotated[str, typer.Option(help="How long --wait follows the run, e.g. 10m.")] = "10m",
     config: ConfigOption = None,
+    yes: YesOption = False,
     dry_run: DryRunOption = False,
     journal: JournalOption = None,
+    format: FormatOption = "terminal",
 ) -> int:
     """Start a flow run. With --wait, exit 1 unless it COMPLETED and its rows really moved on."""
     from pipectl.durations import parse_duration
@@ -34,7 +36,7 @@ def trigger(
     cfg = load(config)
     repair = TriggerRun(cfg, deployment, name=name, parameters=_params(param or []), wait=wait, timeout_s=limit,
                         watch=note)
-    return run_repair(cfg, repair, yes=True, dry_run=dry_run, journal=journal)
+    return run_repair(cfg, repair, yes=yes, dry_run=dry_run, journal=journal, fmt=format)
 
 
 deploy_app = typer.Typer(help="Prefect deployments the pipeline expects.", no_args_is_help=True)
@@ -72,6 +74,10 @@ def redrive(
     return run_repair(cfg, repair, yes=yes, dry_run=dry_run, journal=journal)
 
 
+def _not_json(name: str) -> object:
+    raise ValueError(name)
+
+
 def _params(specs: list[str]) -> dict[str, object]:
     """`k=v` pairs, v parsed as JSON when it is JSON; a credential is refused (parameters are plain text)."""
     from pipectl.errors import UsageError
@@ -83,8 +89,8 @@ def _params(specs: list[str]) -> dict[str, object]:
         if not sep or not key:
             raise UsageError(f"--param {spec!r}: expected k=v")
         try:
-            params[key] = json.loads(raw)
-        except json.JSONDecodeError:
+            params[key] = json.loads(raw, parse_constant=_not_json)
+        except ValueError:  # plain text, and NaN/Infinity, which JSON does not have
             params[key] = raw
         refuse_plaintext("--param", key, params[key])
     return params

@@ -44,6 +44,8 @@ class DeploymentInfo:
     pull_steps: list[dict[str, Any]] | None
     parameters: dict[str, Any]
     updated: datetime | None
+    parameter_schema: dict[str, Any] = field(default_factory=dict)
+    """The flow's parameters as JSON Schema (`parameter_openapi_schema`): names, types, which are required."""
 
     @property
     def full_name(self) -> str:
@@ -99,6 +101,7 @@ def _deployment_info(d: Any, flow_name: str) -> DeploymentInfo:
         pull_steps=plain(d.pull_steps),
         parameters=plain(d.parameters) or {},
         updated=as_datetime(d.updated),
+        parameter_schema=plain(getattr(d, "parameter_openapi_schema", None)) or {},
     )
 
 

@@ -13,7 +13,9 @@ from pipectl.config import PipelineConfig
 from pipectl.connectors import prefect as prefect_api
 from pipectl.connectors import prefect_write
 from pipectl.errors import NotFound
+from pipectl import secrets
 from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
+from pipectl.repairs.parameters import checked
 
 
 class TriggerRun(Repair):
@@ -30,6 +32,8 @@ class TriggerRun(Repair):
         self.moves = entry.moves if entry else None
         self._deployment_id = ""
         self._before: dict[str, int] = {}
+        self.run_id: str | None = None
+        self._state = "SCHEDULED"
 
     def plan(self) -> Plan:
         found = prefect_api.read_deployment(*self._api, self.deployment)
@@ -37,8 +41,9 @@ class TriggerRun(Repair):
             raise NotFound(f"deployment {self.deployment} is not registered: `pipectl deploy register "
                            f"{self.deployment}`")
         self._deployment_id = found.id
+        self.parameters = checked(self.parameters, found.parameter_schema, found.parameters, self.deployment)
         details = {"deployment": self.deployment, "work_pool": found.work_pool_name or "-",
-                   "parameters": self.parameters or "-", "paused": found.paused}
+                   "parameters": secrets.scrub(self.parameters) or "-", "paused": found.paused}
         change = Change(f"deployment {self.deployment}", f"start flow run {self.name or '(name chosen by Prefect)'}")
         return Plan("trigger", f"start a run of {self.deployment}", (change,), details)
 
@@ -67,11 +72,18 @@ class TriggerRun(Repair):
         details |= {"counts_before": self._before, "counts_after": after}
         return rows_verdict(run.name, self.moves.from_status, self.moves.to_status, self._before, after, details)
 
+    def committed(self) -> str:
+        if not self.run_id:
+            return "no flow run was created"
+        return (f"flow run {self.run_id} was created (last seen {self._state}) and continues on the server; "
+                f"follow or cancel it in Prefect")
+
     def _follow(self):
         deadline = time.monotonic() + self.timeout_s
         last = None
         while True:
             run = prefect_api.read_flow_run(*self._api, self.run_id)
+            self._state = run.state_name or self._state
             if run.state_name != last:
                 last = run.state_name
                 counts = self._counts()
