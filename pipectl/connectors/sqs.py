@@ -28,6 +28,9 @@ _NOT_FOUND_CODES = {
 _FINISHED = {"COMPLETED", "FAILED", "CANCELLED"}
 _ACCESS_KEY = re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{12,}\b")
 
+MAX_MOVE_RATE = 500
+"""SQS's limit on a message-move task's MaxNumberOfMessagesPerSecond."""
+
 
 @dataclass(frozen=True)
 class QueueRef:
@@ -164,8 +167,8 @@ def start_redrive(
     environ: Mapping[str, str] | None = None,
 ) -> str:
     """Move a DLQ's messages back (to their source queues, or to destination_url); returns the task handle."""
-    if max_per_second is not None and not 1 <= max_per_second <= 500:
-        raise UsageError(f"max messages per second must be 1..500 (got {max_per_second})")
+    if max_per_second is not None and not 1 <= max_per_second <= MAX_MOVE_RATE:
+        raise UsageError(f"max messages per second must be 1..{MAX_MOVE_RATE} (got {max_per_second})")
     client = _client(dlq_url, endpoint_url, region, timeout, environ)
     params = {"SourceArn": _arn(client, dlq_url)}
     if destination_url:

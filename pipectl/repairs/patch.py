@@ -8,14 +8,21 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pipectl import secrets
 from pipectl.config import PipelineConfig
 from pipectl.connectors import prefect as prefect_api
 from pipectl.connectors import prefect_write
-from pipectl.errors import NotFound, UsageError
+from pipectl.errors import UsageError
 from pipectl.redact import redactor
 from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
-from pipectl import secrets
-from pipectl.repairs.secrets import block_name_for, block_template, refuse_plaintext, secret_leaves, template_block
+from pipectl.repairs.register import missing_deployment
+from pipectl.repairs.secrets import (
+    block_name_for,
+    block_template,
+    refuse_plaintext,
+    secret_leaves,
+    template_block,
+)
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ABSENT = "(absent)"
@@ -123,7 +130,7 @@ class PatchJobVariables(Repair):
             raise UsageError("no [prefect] api_url in the config")
         deployment = prefect_api.read_deployment(*self._api, self.name)
         if deployment is None:
-            raise NotFound(f"deployment {self.name} does not exist: `pipectl deploy register {self.name}`")
+            raise missing_deployment(self.config, self.name)
         self._deployment_id = deployment.id
         self._before = deployment.job_variables
         secrets.scrub(self._before)  # registers any credential already in there before the diff shows it

@@ -23,6 +23,8 @@ class Redrive(Repair):
 
     def __init__(self, config: PipelineConfig, queue: str, environ: dict[str, str], max_per_second: int | None = None,
                  deadline_s: float = 600.0, progress: Callable[[str], None] = lambda text: None) -> None:
+        if max_per_second is not None and not 1 <= max_per_second <= sqs_api.MAX_MOVE_RATE:
+            raise UsageError(f"--rate {max_per_second}: SQS moves 1 to {sqs_api.MAX_MOVE_RATE} messages per second")
         self.queue = find_queue(config, queue)
         if not self.queue.dlq_url or not self.queue.url:
             raise UsageError(f"queue {queue} has no dlq_url in the config: nothing to redrive from")

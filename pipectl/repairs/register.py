@@ -5,8 +5,21 @@ from __future__ import annotations
 from pipectl.config import PipelineConfig
 from pipectl.connectors import prefect as prefect_api
 from pipectl.connectors import prefect_write
-from pipectl.errors import UsageError
+from pipectl.errors import NotFound, PipectlError, UsageError
 from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
+
+
+def missing_deployment(config: PipelineConfig, name: str) -> PipectlError:
+    """What to say when Prefect has no deployment `name`: a configured one is missing (register it, exit 1);
+    any other name is a typo (exit 2, with the nearest configured name)."""
+    if config.deployment(name) is not None:
+        return NotFound(f"deployment {name} is not registered in Prefect: `pipectl deploy register {name}`")
+    import difflib
+
+    known = [d.name for d in config.prefect.deployments]
+    nearest = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    hint = f"did you mean {nearest[0]}?" if nearest else f"configured: {', '.join(known) or 'none'}"
+    return UsageError(f"no deployment {name} in Prefect or in the config ({hint})")
 
 
 class RegisterDeployment(Repair):

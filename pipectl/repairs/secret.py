@@ -9,8 +9,8 @@ from pipectl.connectors import prefect as prefect_api
 from pipectl.connectors import prefect_write
 from pipectl.errors import UsageError
 from pipectl.redact import redactor
-from pipectl.secrets import fingerprint
 from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
+from pipectl.secrets import fingerprint
 
 
 class SetSecretBlock(Repair):

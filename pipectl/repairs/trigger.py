@@ -9,13 +9,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pipectl import secrets
 from pipectl.config import PipelineConfig
 from pipectl.connectors import prefect as prefect_api
 from pipectl.connectors import prefect_write
-from pipectl.errors import NotFound
-from pipectl import secrets
 from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
 from pipectl.repairs.parameters import checked
+from pipectl.repairs.register import missing_deployment
 
 
 class TriggerRun(Repair):
@@ -38,8 +38,7 @@ class TriggerRun(Repair):
     def plan(self) -> Plan:
         found = prefect_api.read_deployment(*self._api, self.deployment)
         if found is None:
-            raise NotFound(f"deployment {self.deployment} is not registered: `pipectl deploy register "
-                           f"{self.deployment}`")
+            raise missing_deployment(self.config, self.deployment)
         self._deployment_id = found.id
         self.parameters = checked(self.parameters, found.parameter_schema, found.parameters, self.deployment)
         details = {"deployment": self.deployment, "work_pool": found.work_pool_name or "-",

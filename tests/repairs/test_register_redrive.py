@@ -48,3 +48,10 @@ def test_redrive_of_an_unknown_queue_is_a_usage_error(sandbox, run_cli, tmp_path
     code, _, err = run_cli("redrive", "nope", "--config", str(sandbox.config_path), "--yes",
                            "--journal", str(tmp_path / "j"))
     assert code == 2 and "no queue 'nope' in the config (queues: jobs)" in err
+
+
+def test_a_rate_sqs_refuses_is_refused_at_plan_time(sandbox, run_cli, tmp_path):
+    code, out, err = run_cli("redrive", "jobs", "--rate", "9999", "--dry-run", "--config",
+                             str(sandbox.config_path), "--journal", str(tmp_path / "j"))
+    assert code == 2
+    assert "--rate 9999: SQS moves 1 to 500 messages per second" in err

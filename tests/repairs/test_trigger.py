@@ -85,3 +85,11 @@ def test_parameters_are_coerced_and_required_ones_demanded(sandbox, run_cli, tmp
 
     plan = json.loads(out)
     assert plan["details"]["parameters"] == {"job_id": "6"}  # the flow takes a string: 6 is sent as "6"
+
+
+def test_a_mistyped_deployment_is_bad_input_with_the_nearest_name(sandbox, run_cli, tmp_path):
+    typo = ORCHESTRATOR.replace("orchestrator", "orchestrater", 1)
+    code, out, err = run_cli("trigger", typo, "--yes", "--config", str(sandbox.config_path),
+                             "--journal", str(tmp_path / "j"))
+    assert code == 2
+    assert f"no deployment {typo} in Prefect or in the config (did you mean {ORCHESTRATOR}?)" in err
