@@ -49,7 +49,7 @@ app.command(name="trigger")(operate.trigger)
 app.add_typer(operate.deploy_app, name="deploy")
 app.command(name="redrive")(operate.redrive)
 app.add_typer(playbook_app, name="playbook")
-app.command(name="journal")(history.journal)
+app.add_typer(history.journal_app, name="journal")
 app.command(name="report")(history.report)
 app.command(name="undo")(history.undo)
 

@@ -67,8 +67,9 @@ def write(text: str, output: Path | None = None) -> None:
         sys.stdout.write(safe)
         sys.stdout.flush()
     else:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(safe, encoding="utf-8")
+        from pipectl.files import write_private
+
+        write_private(output, safe)  # 0600, atomic, never through a symlink
 
 
 def note(message: str) -> None:

@@ -52,7 +52,7 @@ def doctor(
     ctx = Context(config=cfg, timeout=timeout or cfg.doctor.timeout, environ=environment(cfg.source))
     result = run_checks(chosen, ctx)
     if not no_journal:
-        _journal(result, journal)
+        _journal(result, journal, cfg)
     options = RenderOptions(color=use_color(output) and format == "terminal")
     write(renderers.items[format](result, options), output)
     if output is not None:
@@ -75,15 +75,16 @@ def _ci_outputs(result, renderers, junit: Path, sarif: Path) -> None:
         write(renderers["github"](result, RenderOptions()))
 
 
-def _journal(result, path: Path | None) -> None:
+def _journal(result, path: Path | None, config) -> None:
     """Record the findings; a journal that cannot be written is a warning, never a failed doctor run."""
+    from pipectl.identity import identity_of
     from pipectl.journal import Journal
     from pipectl.playbook import record_findings
     from pipectl.repair import JournalRun
 
     try:
         book = Journal(path)
-        record_findings(JournalRun(book, book.start(command_line(), result.pipeline)),
+        record_findings(JournalRun(book, book.start(command_line(), result.pipeline, identity_of(config))),
                         result, "doctor")
     except Exception as exc:  # noqa: BLE001 - the diagnosis matters more than its record
         note(f"pipectl: warning: could not write the journal: {exc}")

@@ -1,4 +1,8 @@
-"""`pipectl journal`, `pipectl report` and `pipectl undo`: what was found and done, told and taken back."""
+"""`pipectl journal`, `pipectl report` and `pipectl undo`: what was found and done, told and taken back.
+
+Each defaults to the pipeline of the config in use: one journal holds every pipeline's history, and a run
+made against another pipeline is never reported or undone here by accident.
+"""
 
 from __future__ import annotations
 
@@ -8,37 +12,85 @@ from typing import Annotated
 import typer
 
 from pipectl.cli.common import ConfigOption, load, note, write
-from pipectl.cli.repairs import DryRunOption, JournalOption, YesOption, run_repair
+from pipectl.cli.repairs import DryRunOption, FormatOption, JournalOption, YesOption, run_repair
+
+journal_app = typer.Typer(help="The journal of runs: list them, verify the record.", invoke_without_command=True)
 
 
+@journal_app.callback()
 def journal(
+    ctx: typer.Context,
     limit: Annotated[int, typer.Option(help="How many runs to list.")] = 20,
+    all_pipelines: Annotated[bool, typer.Option("--all", help="Runs of every pipeline, not just this one.")] = False,
+    pipeline: Annotated[str | None, typer.Option("--pipeline", help="Runs of the pipeline with this name.")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only runs whose outcome was not ok.")] = False,
+    repairs: Annotated[bool, typer.Option("--repairs", help="Only runs that planned a change.")] = False,
+    format: FormatOption = "terminal",
+    config: ConfigOption = None,
     journal: JournalOption = None,
 ) -> int:
-    """List recent runs: doctor, repairs and playbooks, newest first."""
+    """List recent runs of this pipeline (doctor, repairs, playbooks), newest first, with their outcome."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = journal
+        return 0
+    from pipectl.errors import UsageError
     from pipectl.journal import Journal
-    from pipectl.report.incident import render_runs
+    from pipectl.report.incident import render_runs, runs_json
 
+    if format not in ("terminal", "json"):
+        raise UsageError(f"unknown format {format!r}: choose terminal or json")
     book = Journal(journal)
-    runs = book.runs(limit)
-    write(render_runs(runs, {r.id: book.events(r.id, "outcome") for r in runs}))
+    here = None if all_pipelines or pipeline else _current(config)
+    runs = [r for r in book.runs(None) if (pipeline is None or r.pipeline == pipeline)
+            and (here is None or _same(r, here))]
+    outcomes = {r.id: book.events(r.id, "outcome") for r in runs}
+    if failed:
+        runs = [r for r in runs if outcomes[r.id] and not outcomes[r.id][-1].data.get("ok")]
+    if repairs:
+        runs = [r for r in runs if book.events(r.id, "plan")]
+    runs = runs[:limit]
+    write(runs_json(runs, outcomes) if format == "json" else render_runs(runs, outcomes))
+    if here is not None and format != "json":
+        note(f"runs of pipeline {here.name} ({here.config}); --all for every pipeline")
     return 0
+
+
+@journal_app.command("verify")
+def verify(ctx: typer.Context) -> int:
+    """Check the journal's hash chain: a record changed, forged or deleted behind pipectl's back is named."""
+    from pipectl.journal import Journal
+    from pipectl.journal_verify import verify as check
+
+    verdict = check(Journal(ctx.obj))
+    for problem in verdict.problems:
+        note(f"✗ {problem}")
+    unchained = f"; {verdict.unchained} older record(s) predate the chain" if verdict.unchained else ""
+    note(f"{'✓ journal intact' if verdict.intact else '✗ journal tampered with'}: {verdict.records} record(s), "
+         f"{verdict.runs} run(s){unchained}")
+    return 0 if verdict.intact else 1
 
 
 def report(
     run_id: Annotated[str | None, typer.Argument(help="A run from `pipectl journal` (default: the latest).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")] = None,
+    config: ConfigOption = None,
     journal: JournalOption = None,
 ) -> int:
-    """The incident report (Markdown) of a run, from the journal."""
+    """The incident report (Markdown) of a run, from the journal; without an id, this pipeline's latest run."""
     from pipectl.errors import UsageError
     from pipectl.journal import Journal
     from pipectl.report.incident import render_incident
 
     book = Journal(journal)
-    run = book.run(run_id) if run_id else next(iter(book.runs(1)), None)
-    if run is None:
-        raise UsageError(f"no run {run_id} in the journal" if run_id else "the journal is empty")
+    if run_id:
+        run = book.run(run_id)
+        if run is None:
+            raise UsageError(f"no run {run_id} in the journal")
+    else:
+        here = _current(config)
+        run = next((r for r in book.runs(None) if here is None or _same(r, here)), None)
+        if run is None:
+            raise UsageError("the journal has no run of this pipeline" if here else "the journal is empty")
     write(render_incident(run, book.events(run.id)), output)
     if output:
         note(f"report written to {output}")
@@ -54,12 +106,33 @@ def undo(
 ) -> int:
     """Revert what a run changed, where nobody has changed it since (compare-and-set again)."""
     from pipectl.errors import UsageError
+    from pipectl.identity import identity_of
     from pipectl.journal import Journal
-    from pipectl.repairs.undo import UndoRun
+    from pipectl.repairs.undo import UndoRun, undoable
 
     book = Journal(journal)
-    if book.run(run_id) is None:
+    run = book.run(run_id)
+    if run is None:
         raise UsageError(f"no run {run_id} in the journal")
     cfg = load(config)
-    repair = UndoRun(cfg, run_id, book.events(run_id, "change"))
+    here = identity_of(cfg)
+    if not _same(run, here):
+        raise UsageError(f"run {run_id} acted on pipeline {run.pipeline} ({run.config or 'config unknown'}), not on "
+                         f"{here.name} ({here.config}): refusing to undo it here; use that pipeline's config")
+    repair = UndoRun(cfg, run_id, undoable(book.events(run_id)))
     return run_repair(cfg, repair, yes=yes, dry_run=dry_run, journal=journal)
+
+
+def _current(config: Path | None):
+    """The identity of the config in use, or None when there is no config here (then: every pipeline)."""
+    from pipectl.config_load import find_config
+    from pipectl.identity import identity_of
+
+    if config is None and find_config() is None:
+        return None
+    return identity_of(load(config))
+
+
+def _same(run, here) -> bool:
+    """A run belongs to this pipeline when it reached the same systems (older runs: the same name)."""
+    return run.endpoints == here.endpoints if run.endpoints else run.pipeline == here.name

@@ -28,6 +28,7 @@ def run(
     from pipectl.config_load import environment
     from pipectl.errors import PipectlError, UsageError
     from pipectl.interface import PlaybookContext
+    from pipectl.identity import identity_of
     from pipectl.journal import Journal
     from pipectl.playbook import run_playbook
     from pipectl.registry import load_playbooks
@@ -40,7 +41,7 @@ def run(
         raise UsageError(f"unknown playbook {name!r}: choose one of {', '.join(sorted(loaded.items)) or 'none'}")
     cfg = load(config)
     book = Journal(journal)
-    bound = JournalRun(book, book.start(command_line(), cfg.pipeline))
+    bound = JournalRun(book, book.start(command_line(), cfg.pipeline, identity_of(cfg)))
     ctx = PlaybookContext(config=cfg, environ=environment(cfg.source), progress=note)
     def write_report() -> None:
         target = report or Path(f"pipectl-report-{bound.run.id}.md")

@@ -22,6 +22,7 @@ def run_repair(config, repair, *, yes: bool, dry_run: bool, journal: Path | None
     `repair` may be a list of `Step`s, planned together and confirmed once (patch storing a Secret block
     before pointing the deployment at it)."""
     from pipectl.errors import UsageError
+    from pipectl.identity import identity_of
     from pipectl.journal import Journal
     from pipectl.repair import JournalRun, Step, execute_steps
     from pipectl.report.plan import render_outcome, render_plan
@@ -30,7 +31,7 @@ def run_repair(config, repair, *, yes: bool, dry_run: bool, journal: Path | None
         raise UsageError(f"unknown format {fmt!r}: choose terminal or json")
     steps = repair if isinstance(repair, list) else [Step(type(repair).__name__, repair)]
     book = Journal(journal)
-    bound = JournalRun(book, book.start(command_line(), config.pipeline))
+    bound = JournalRun(book, book.start(command_line(), config.pipeline, identity_of(config)))
     outcome = execute_steps(steps, bound, yes=yes, dry_run=dry_run,
                             show=lambda plan: write(render_plan(plan, fmt)))
     note(render_outcome(outcome).rstrip())

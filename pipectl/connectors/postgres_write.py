@@ -236,6 +236,7 @@ def reset_batches(
     batch_size: int = 20_000,
     on_batch: Callable[[list[Any]], None] = lambda ids: None,
     *,
+    on_intent: Callable[[list[Any]], None] = lambda ids: None,
     cutoff: datetime | None = None,
     timeout: float = BATCH_TIMEOUT_S,
     timings: list[float] | None = None,
@@ -245,7 +246,9 @@ def reset_batches(
 
     Each batch is one short transaction: lock up to `batch_size` matching rows (SKIP LOCKED: rows a worker
     holds are left to it), set them only where they are still `from_status` (compare-and-set), commit,
-    then `on_batch(ids)`, so a caller's record only ever holds committed batches. The cutoff is fixed
+    then `on_batch(ids)`, so a caller's record only ever holds committed batches; `on_intent(ids)` runs
+    inside the transaction just before its commit, so a journal written there holds every batch that may
+    have committed, whatever instant the process is killed at. The cutoff is fixed
     once (`cutoff`, else now() - `older_than` on the server), so rows set meanwhile are never picked.
     Batches walk the ids upwards (keyset: no batch rescans the rows before it); if rows that were locked
     when passed still match at the end, a pass from the start picks them up. Stops when nothing matches
@@ -285,6 +288,8 @@ def reset_batches(
                     _limits(conn, timeout)
                     cursor = conn.cursor(row_factory=scalar_row)
                     ids = cursor.execute(first if last is None else keyed, {**params, "n": n, "last": last}).fetchall()
+                    if ids:
+                        on_intent(ids)  # write-ahead: journaled before the commit, so kill -9 loses nothing
                     stage = "commit"
             except errors.QueryCanceled as exc:
                 if "statement timeout" in _first_line(exc) and size > _MIN_BATCH:

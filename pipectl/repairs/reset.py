@@ -139,22 +139,26 @@ class ResetRows(Repair):
         timings: list[float] = []
         recorder = _Recorder(journal)
 
+        def batch_record(ids: list[Any], number: int) -> dict[str, Any]:
+            return {"kind": "rows", "table": self.table.table, "id_column": self.table.id_column,
+                    "status_column": self.table.status_column, "updated_column": self.table.updated_column,
+                    "from_status": self.from_status, "to_status": self.to_status,
+                    "ids": ids, "batch": number}  # uuid etc. become text in the journal's JSON
+
+        def intended(ids: list[Any]) -> None:
+            journal.record("intent", batch_record(ids, len(batches) + 1))
+
         def committed(ids: list[Any]) -> None:
             batches.append(len(ids))
             self._moved += len(ids)
-            recorder.record({
-                "kind": "rows", "table": self.table.table, "id_column": self.table.id_column,
-                "status_column": self.table.status_column, "updated_column": self.table.updated_column,
-                "from_status": self.from_status, "to_status": self.to_status,
-                "ids": ids, "batch": len(batches),  # uuid etc. become text in the journal's JSON
-            })
+            recorder.record(batch_record(ids, len(batches)))
             self.progress(self._moved, max(total, self._moved))
 
         self.progress(0, total)
         try:
             moved = postgres_write.reset_batches(
                 self.dsn, self.table, self.from_status, self.to_status, self.older_than, self.where, self.limit,
-                self.batch_size, committed, cutoff=self._plan.cutoff, timings=timings,
+                self.batch_size, committed, on_intent=intended, cutoff=self._plan.cutoff, timings=timings,
                 expected=self._plan.rows)
         except BaseException as exc:
             with contextlib.suppress(Exception):

@@ -16,15 +16,35 @@ _FAILING = ("fail", "error")
 
 
 def render_runs(runs: Sequence[Run], outcomes: Mapping[str, Sequence[Event]]) -> str:
+    """One line per run: id, time, pipeline, how it ended, the command, the last outcome's words."""
     if not runs:
-        return "the journal is empty\n"
+        return "no run to show\n"
     lines = []
     for run in runs:
-        last = outcomes.get(run.id) or []
-        verdict = last[-1].data.get("summary", "") if last else ""
-        lines.append(f"{run.id}  {run.started_at[:19].replace('T', ' ')}  {run.command}" +
-                     (f"  → {verdict}" if verdict else ""))
+        result, verdict = _ending(outcomes.get(run.id) or [])
+        lines.append(f"{run.id}  {run.started_at[:19].replace('T', ' ')}  {run.pipeline:<14} {result:<11} "
+                     f"{run.command}" + (f"  → {verdict}" if verdict else ""))
     return "\n".join(lines) + "\n"
+
+
+def runs_json(runs: Sequence[Run], outcomes: Mapping[str, Sequence[Event]]) -> str:
+    """The same listing for scripts: one object per run."""
+    listing = []
+    for run in runs:
+        result, verdict = _ending(outcomes.get(run.id) or [])
+        listing.append({"id": run.id, "started_at": run.started_at, "pipeline": run.pipeline, "config": run.config,
+                        "endpoints": run.endpoints, "actor": run.actor, "command": run.command,
+                        "result": result, "summary": verdict})
+    return json.dumps({"runs": listing}, indent=2) + "\n"
+
+
+def _ending(outcomes: Sequence[Event]) -> tuple[str, str]:
+    """How a run ended (ok, failed, interrupted, refused, dry-run; `open` if it never recorded an end)."""
+    if not outcomes:
+        return "-", ""
+    last = outcomes[-1].data
+    result = last.get("result") or ("ok" if last.get("ok") else "failed")
+    return str(result), str(last.get("summary", ""))
 
 
 def render_incident(run: Run, events: Sequence[Event]) -> str:
