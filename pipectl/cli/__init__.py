@@ -121,3 +121,11 @@ def _configure_logging() -> None:
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("pipectl: %(levelname)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("psycopg").addFilter(_InterruptedRollback())
+
+
+class _InterruptedRollback(logging.Filter):
+    """psycopg warns that it could not roll back a query Ctrl-C cut short; the server rolls it back anyway."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "error ignored in rollback" not in record.getMessage()

@@ -51,7 +51,9 @@ def run(
     try:
         outcome = run_playbook(loaded.items[name](), ctx, bound, yes=yes, dry_run=dry_run,
                                show=lambda plan: write(render_plan(plan)))
-    except (PipectlError, KeyboardInterrupt):  # stopped halfway: the report says how far it got
+    except (PipectlError, KeyboardInterrupt) as exc:  # stopped halfway: the report says how far it got
+        if isinstance(exc, KeyboardInterrupt):  # typer turns it into a silent exit 130
+            note(f"pipectl: interrupted: {exc}" if str(exc) else "pipectl: interrupted")
         if not dry_run and book.events(bound.run.id, "outcome"):  # it got past planning
             with contextlib.suppress(Exception):
                 write_report()

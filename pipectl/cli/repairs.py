@@ -32,8 +32,13 @@ def run_repair(config, repair, *, yes: bool, dry_run: bool, journal: Path | None
     steps = repair if isinstance(repair, list) else [Step(type(repair).__name__, repair)]
     book = Journal(journal)
     bound = JournalRun(book, book.start(command_line(), config.pipeline, identity_of(config)))
-    outcome = execute_steps(steps, bound, yes=yes, dry_run=dry_run,
-                            show=lambda plan: write(render_plan(plan, fmt)))
+    try:
+        outcome = execute_steps(steps, bound, yes=yes, dry_run=dry_run,
+                                show=lambda plan: write(render_plan(plan, fmt)))
+    except KeyboardInterrupt as exc:  # typer turns it into a silent exit 130: say what was committed first
+        note(f"pipectl: interrupted: {exc}" if str(exc) else "pipectl: interrupted")
+        note(f"journal: run {bound.run.id} (`pipectl report {bound.run.id}`)")
+        raise
     note(render_outcome(outcome).rstrip())
     note(f"journal: run {bound.run.id} (`pipectl report {bound.run.id}`)")
     return 0 if outcome.ok else 1

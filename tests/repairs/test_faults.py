@@ -1,0 +1,127 @@
+"""Faults during writes: pipectl killed (-9) or interrupted at random instants of a reset.
+
+Whatever the instant, the journal holds every batch that may have committed (write-ahead intents), so
+`undo` restores every row the reset moved, and an interrupted run says so in the journal and on stderr.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipectl.journal import Journal
+from tests.conftest import python_env
+from tests.repairs.test_reset import SCHEMA, add, counts
+
+pytest_plugins = ["tests.fixtures.postgres"]
+
+ROWS, BATCH = 3_000, 50
+CONFIG = """
+pipeline = "faults"
+[database]
+dsn = "env:DATABASE_URL"
+[[state_tables]]
+table = "workflow_states"
+group_by = ["step_name"]
+stuck_after = { PENDING = "10m", QUEUED = "5m" }
+"""
+
+
+@pytest.fixture
+def db(pg_dsn):
+    import psycopg
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(SCHEMA)
+        yield conn
+
+
+@pytest.fixture
+def config_path(tmp_path, monkeypatch, pg_dsn):
+    monkeypatch.setenv("DATABASE_URL", pg_dsn)
+    path = tmp_path / "pipectl.toml"
+    path.write_text(CONFIG)
+    return path
+
+
+def start_reset(config_path: Path, journal: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipectl", "reset", "--status", "QUEUED", "--yes", "--batch-size", str(BATCH),
+         "--config", str(config_path), "--journal", str(journal)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=python_env())
+
+
+def moved(db) -> int:
+    return counts(db).get("PENDING", 0)
+
+
+def interrupt_when(db, proc: subprocess.Popen, rows: int, sig: int) -> None:
+    """Signal the reset once at least `rows` rows have moved (or as soon as it is done)."""
+    while proc.poll() is None and moved(db) < rows:
+        pass  # each look is one query: the reset's own pace sets the loop's
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    proc.communicate(timeout=120)
+
+
+def undo_all(run_cli, config_path: Path, journal: Path) -> None:
+    (run,) = Journal(journal).runs()
+    code, out, err = run_cli("undo", run.id, "--yes", "--config", str(config_path), "--journal", str(journal))
+    assert code == 0, err
+
+
+def test_kill_9_at_twenty_random_instants_never_loses_a_committed_row_to_undo(db, config_path, tmp_path, run_cli):
+    rng = random.Random(20261201)
+    outcomes = []
+    for attempt in range(20):
+        db.execute("TRUNCATE workflow_states")
+        add(db, "enrich", "QUEUED", ROWS, 20)
+        journal = tmp_path / f"journal-{attempt}.sqlite3"
+        proc = start_reset(config_path, journal)
+        interrupt_when(db, proc, rng.randrange(0, ROWS), signal.SIGKILL)
+        committed = moved(db)
+        undo_all(run_cli, config_path, journal)
+        outcomes.append((committed, counts(db)))
+    assert all(after == {"QUEUED": ROWS} for _, after in outcomes), outcomes
+    assert sum(1 for committed, _ in outcomes if 0 < committed < ROWS) >= 10  # most kills landed mid-reset
+
+
+def test_ctrl_c_stops_at_a_safe_point_says_what_committed_and_records_it(db, config_path, tmp_path, run_cli):
+    add(db, "enrich", "QUEUED", ROWS, 20)
+    journal = tmp_path / "journal.sqlite3"
+    proc = start_reset(config_path, journal)
+    while proc.poll() is None and moved(db) < ROWS // 3:
+        pass
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.fail("the reset finished before the interrupt arrived")
+    committed = moved(db)
+    assert proc.returncode == 130
+    assert f"interrupted during: reset {ROWS} row(s)" in err
+    assert f"{committed} row(s) were reset in committed batches" in err
+    assert "WARNING" not in err and "Traceback" not in err
+    (run,) = Journal(journal).runs()
+    last = Journal(journal).events(run.id, "outcome")[-1].data
+    assert last["result"] == "interrupted" and last["ok"] is False
+    undo_all(run_cli, config_path, journal)
+    assert counts(db) == {"QUEUED": ROWS}
+
+
+def test_sigterm_is_an_interrupt_too(db, config_path, tmp_path):
+    add(db, "enrich", "QUEUED", ROWS, 20)
+    journal = tmp_path / "journal.sqlite3"
+    proc = start_reset(config_path, journal)
+    while proc.poll() is None and moved(db) < ROWS // 3:
+        pass
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "terminated (SIGTERM)" in err or "interrupted during" in err
+    (run,) = Journal(journal).runs()
+    assert Journal(journal).events(run.id, "outcome")[-1].data["result"] == "interrupted"
