@@ -13,6 +13,7 @@ from pipectl import secrets
 from pipectl.config import PipelineConfig
 from pipectl.connectors import prefect as prefect_api
 from pipectl.connectors import prefect_write
+from pipectl.errors import ConnectorError
 from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
 from pipectl.repairs.parameters import checked
 from pipectl.repairs.register import missing_deployment
@@ -57,8 +58,12 @@ class TriggerRun(Repair):
     def verify(self, applied: Outcome) -> Outcome:
         if not self.wait:
             return applied
-        run = self._follow()
-        after = self._counts()
+        try:
+            run = self._follow()
+            after = self._counts()
+        except ConnectorError as exc:  # the run exists whatever happened to our view of it
+            return Outcome(False, f"lost sight of flow run {self.run_id} (last seen {self._state}): {exc}; the run "
+                                  "continues on the server — check it in Prefect", {"flow_run_id": self.run_id})
         details: dict[str, Any] = {"flow_run_id": run.id, "flow_run": run.name, "state": run.state_name or "-"}
         if run.start_time and run.end_time:
             details["duration_s"] = round((run.end_time - run.start_time).total_seconds(), 1)

@@ -1,0 +1,65 @@
+"""Prefect lost in the middle of a write: the journal and the operator are told the truth, not "started"."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from urllib.parse import urlsplit
+
+from pipectl.journal import Journal
+from pipectl.sandbox.layout import ORCHESTRATOR
+from tests.conftest import python_env
+from tests.fixtures.proxy import CuttableProxy
+
+
+def behind_proxy(sandbox, tmp_path):
+    """The sandbox's config with Prefect reached through a proxy the test can cut."""
+    api = urlsplit(sandbox.state.prefect_api_url)
+    proxy = CuttableProxy(api.hostname, api.port)
+    source = sandbox.config_path
+    text = source.read_text().replace(sandbox.state.prefect_api_url, f"http://127.0.0.1:{proxy.port}{api.path}")
+    for sibling in source.parent.iterdir():
+        if sibling.name.startswith(".env"):
+            (tmp_path / sibling.name).write_text(sibling.read_text())
+    config = tmp_path / "pipectl.toml"
+    config.write_text(text)
+    return proxy, config
+
+
+def wait_for_event(journal, kind: str, process: subprocess.Popen, deadline_s: float = 120.0):
+    """The first `kind` record of the journal's only run, read as the process writes it."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline and process.poll() is None:
+        if journal.exists():
+            book = Journal(journal)
+            runs = book.runs()
+            found = book.events(runs[0].id, kind) if runs else []
+            if found:
+                return found[0]
+    raise AssertionError(f"no {kind} record before the process ended: {process.communicate()}")
+
+
+def test_prefect_lost_during_trigger_wait_is_recorded_as_failed_with_the_run_id(sandbox, tmp_path):
+    proxy, config = behind_proxy(sandbox, tmp_path)
+    journal = tmp_path / "journal.sqlite3"
+    sandbox.dirty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipectl", "trigger", ORCHESTRATOR, "--wait", "--yes", "--timeout", "3m",
+         "--config", str(config), "--journal", str(journal)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=python_env(PREFECT_CLIENT_MAX_RETRIES="0"))
+    created = wait_for_event(journal, "change", proc)
+    proxy.cut()
+    _, err = proc.communicate(timeout=300)
+    flow_run = created.data["flow_run_id"]
+    assert proc.returncode == 1, err
+    assert "Prefect" in err and "Traceback" not in err
+    book = Journal(journal)
+    (run,) = book.runs()
+    last = book.events(run.id, "outcome")[-1].data
+    assert last["ok"] is False and last["result"] == "failed"
+    code_listing = subprocess.run([sys.executable, "-m", "pipectl", "journal", "--all", "--journal", str(journal)],
+                                  capture_output=True, text=True, env=python_env())
+    assert f"{run.id}" in code_listing.stdout and " failed " in code_listing.stdout
+    assert f"lost sight of flow run {flow_run}" in last["summary"] and "continues on the server" in err
