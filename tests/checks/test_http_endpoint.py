@@ -20,6 +20,7 @@ from pipectl.report import markdown as markdown_report
 from pipectl.runner import run_checks
 
 ROUTES = {
+    "/together": (200, {"status": "ok"}),
     "/healthz": (200, {"status": "ok", "data": {"queued": 3, "workers": [{"id": "w1"}]}}),
     "/enqueue": (201, {"success": True, "queued": False}),  # the second incident: success, nothing queued
     "/enqueue-ok": (201, {"success": True, "queued": True}),
@@ -36,6 +37,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.requests.append((self.command, self.path))  # type: ignore[attr-defined]
         if path == "/slow":
             time.sleep(3)
+        if path == "/together":  # answers only once three requests are in flight at the same time
+            try:
+                self.server.together.wait()  # type: ignore[attr-defined]
+            except threading.BrokenBarrierError:
+                path = "/broken"
         status, body = ROUTES.get(path, (404, {"error": "no route"}))
         data = (body if isinstance(body, str) else json.dumps(body)).encode()
         self.send_response(status)
@@ -57,6 +63,7 @@ def server():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     httpd.daemon_threads = True
     httpd.requests = []  # type: ignore[attr-defined]
+    httpd.together = threading.Barrier(3, timeout=60)  # type: ignore[attr-defined]
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield httpd
@@ -157,10 +164,14 @@ def test_a_hanging_endpoint_is_an_error_before_the_run_times_out(server):
 
 
 def test_endpoints_are_probed_at_once(server):
-    started = time.monotonic()
-    result = doctor([{"url": base(server) + "/slow", "name": f"slow {i}"} for i in range(3)], timeout=1)
-    assert [f.status for f in result.findings] == [Status.ERROR] * 3
-    assert time.monotonic() - started < 1.5
+    # one after the other, the first request would wait at the barrier for the two that never come
+    result = doctor([{"url": base(server) + "/together", "name": f"together {i}"} for i in range(3)], timeout=90)
+    assert [f.status for f in result.findings] == [Status.OK] * 3
+
+
+def test_a_slow_endpoint_is_an_error_naming_its_url(server):
+    [finding] = doctor([{"url": base(server) + "/slow", "name": "slow"}], timeout=1).findings
+    assert finding.status is Status.ERROR
 
 
 def test_several_endpoints_one_finding_each(server):
