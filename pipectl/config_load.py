@@ -30,16 +30,58 @@ class ConfigError(UsageError):
 
 
 def find_config(start: Path | None = None) -> tuple[Path, tuple[str, ...]] | None:
-    """The nearest pipectl.toml, or pyproject.toml with [tool.pipectl], in `start` or a parent."""
+    """The nearest pipectl.toml, or pyproject.toml with [tool.pipectl], in `start` or a parent you trust.
+
+    Like git's safe.directory, a config decides where credentials go, so the walk stops after the home
+    directory and at the first folder owned by another user. A config found there, or one owned by another
+    user, is never used: ConfigError names it and why (it is the only candidate, nothing nearer exists).
+    """
     here = (start or Path.cwd()).resolve()
+    home = _home()
     for folder in (here, *here.parents):
-        candidate = folder / CONFIG_NAME
-        if candidate.is_file():
-            return candidate, ()
-        pyproject = folder / "pyproject.toml"
-        if pyproject.is_file() and _has_tool_table(pyproject):
-            return pyproject, ("tool", "pipectl")
+        foreign = _not_yours(folder)
+        found = _candidate(folder)
+        if found is not None:
+            why = f"its folder {folder} is {foreign}" if foreign else _not_yours(found[0])
+            if why:
+                reason = f"{why}; pipectl only reads configs you own, in folders you own"
+                raise ConfigError([f"{found[0]}: not used: {reason}"])
+            return found
+        if foreign or folder == home:
+            return None
     return None
+
+
+def _candidate(folder: Path) -> tuple[Path, tuple[str, ...]] | None:
+    candidate = folder / CONFIG_NAME
+    if candidate.is_file():
+        return candidate, ()
+    pyproject = folder / "pyproject.toml"
+    if pyproject.is_file() and _has_tool_table(pyproject):
+        return pyproject, ("tool", "pipectl")
+    return None
+
+
+def _home() -> Path | None:
+    home = os.path.expanduser("~")
+    return Path(home).resolve() if home != "~" else None
+
+
+def _not_yours(path: Path) -> str | None:
+    """None when the current user owns `path` (after symlinks); else "owned by NAME (uid N), not by you"."""
+    try:
+        uid = path.stat().st_uid
+    except OSError:
+        return None  # vanished or unreadable: the read that follows reports it
+    if uid == os.geteuid():
+        return None
+    try:
+        import pwd
+
+        name = f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except (ImportError, KeyError):
+        name = f"uid {uid}"
+    return f"owned by {name}, not by you"
 
 
 def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> PipelineConfig:
@@ -48,6 +90,8 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
         path = Path(path)
         if not path.is_file():
             raise ConfigError([f"{path}: config file not found"])
+        if why := _not_yours(path):
+            raise ConfigError([f"{path}: {why}; refusing to use it"])
         table = ("tool", "pipectl") if path.name == "pyproject.toml" else ()
     else:
         found = find_config()
@@ -145,11 +189,29 @@ def environment(source: ConfigSource, environ: Mapping[str, str] | None = None) 
 
 
 def _env_files(path: Path, named: object) -> list[str]:
-    """`.env` beside the config, then the file named by `env_file` (relative to the config)."""
-    files = [path.parent / ".env"]
+    """`.env` beside the config, then the file named by `env_file` (relative to the config).
+
+    Both feed credentials to whatever hosts the config names, so each must resolve inside the config's
+    folder and be owned by the user: a config can never pick up, say, ~/.aws/credentials.
+    """
+    files = []
+    dotenv = path.parent / ".env"
+    if dotenv.is_symlink() or dotenv.exists():
+        _check_env_file(path, dotenv, ".env")
+        files.append(dotenv)
     if isinstance(named, str) and named:
+        _check_env_file(path, path.parent / named, f"env_file {named!r}")
         files.append((path.parent / named).resolve())
     return [str(f) for f in files if f.is_file()]
+
+
+def _check_env_file(config: Path, file: Path, label: str) -> None:
+    resolved = file.resolve()
+    base = config.parent.resolve()
+    if not resolved.is_relative_to(base):
+        raise ConfigError([f"{config}: {label} resolves to {resolved}, outside {base}; refusing to read it"])
+    if why := _not_yours(resolved):
+        raise ConfigError([f"{config}: {label} ({resolved}) is {why}; refusing to read it"])
 
 
 def _resolve(value: Any, env: Mapping[str, str], source: ConfigSource, prefix: str) -> Any:

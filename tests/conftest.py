@@ -30,6 +30,9 @@ def isolated_home(tmp_path_factory, monkeypatch):
     for name in _FORGET:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
+    workdir = home / "work"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)  # a command that writes ./pipectl.toml never writes it into the checkout
     yield home
     redactor.clear()
 

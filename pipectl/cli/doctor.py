@@ -44,6 +44,11 @@ def doctor(
     except ValueError as exc:
         raise UsageError(f"--fail-on: {exc}") from None
 
+    from pipectl.files import refuse_symlink
+
+    for target in (output, *((junit, sarif) if ci else ())):
+        if target is not None:
+            refuse_symlink(target)  # bad input, before anything runs or is journaled
     cfg = load(config)
     checks = load_checks()
     for warning in checks.warnings + renderers.warnings:

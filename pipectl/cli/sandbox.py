@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -35,25 +36,16 @@ def up(
     folder: DirOption = None,
     dsn: Annotated[str | None, typer.Option(help="Use this Postgres instead of starting one.")] = None,
 ) -> int:
-    """Start the sandbox and point ./pipectl.toml at it."""
+    """Start the sandbox and point ./pipectl.toml at it; a failed start leaves nothing running."""
     from rich.console import Console
 
     from pipectl.sandbox import config_file, stack
 
-    from pipectl.errors import PipectlError, UsageError
-
     layout = _layout(folder)
-    if layout.load() is not None and any(c.healthy for c in stack.status(layout)):
-        raise UsageError(f"a sandbox is already running in {layout.root}: `pipectl sandbox down` first")
     console = Console(stderr=True)
-    with console.status("starting the sandbox") as spinner:
-        try:
-            stack.up(layout, progress=lambda step: spinner.update(step), dsn=dsn)
-        except BaseException as exc:
-            stack.down(layout)  # nothing half-started is left behind
-            if isinstance(exc, (PipectlError, KeyboardInterrupt)):
-                raise
-            raise PipectlError(f"sandbox up failed: {exc} (logs: {layout.run_dir})") from None
+    with console.status("starting the sandbox") as spinner, _one_line_errors("sandbox up failed",
+                                                                            f" (logs: {layout.run_dir})"):
+        stack.up(layout, progress=lambda step: spinner.update(step), dsn=dsn)  # stops what it started on failure
     linked = config_file.link_into(Path.cwd(), layout)
     from pipectl.report.sandbox import render_status
 
@@ -66,12 +58,30 @@ def up(
 
 
 @sandbox_app.command()
-def down(folder: DirOption = None) -> int:
-    """Stop every sandbox process; nothing is left listening."""
+def down(
+    folder: DirOption = None,
+    purge: Annotated[bool, typer.Option("--purge", help="Also delete the sandbox folder (state, Postgres data, "
+                                        "Prefect home) and the pipectl.toml `up` wrote, if unchanged.")] = False,
+) -> int:
+    """Stop every sandbox process; nothing is left listening. With --purge, nothing is left on disk either."""
+    from pipectl.sandbox import purge as purging
     from pipectl.sandbox import stack
 
-    stopped = stack.down(_layout(folder))
+    layout = _layout(folder)
+    if purge:
+        purging.check(layout)  # refuse before stopping anything
+    with _one_line_errors("sandbox down failed"):
+        stopped = stack.down(layout)
     note(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    if purge:
+        existed = layout.root.exists()
+        with _one_line_errors("sandbox down --purge failed"):
+            deleted, kept = purging.purge(layout, Path.cwd())
+        for path in deleted:
+            note(f"deleted {path}")
+        for path in kept:
+            note(f"kept {path}: it changed since the sandbox wrote it")
+        note(f"deleted {layout.root}" if existed else f"no sandbox folder at {layout.root}")
     return 0
 
 
@@ -84,9 +94,11 @@ def status(
     from pipectl.report.sandbox import render_status
     from pipectl.sandbox import stack
 
-    components = stack.status(_layout(folder))
+    layout = _layout(folder)
+    components = stack.status(layout)
     write(render_status(components, format))
-    return 0 if components and all(c.healthy for c in components) else 1
+    complete = layout.load() is not None
+    return 0 if complete and components and all(c.healthy for c in components) else 1
 
 
 @sandbox_app.command()
@@ -120,7 +132,8 @@ def break_(
         raise UsageError(f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}")
     layout = _layout(folder)
     state = _running_state(layout)
-    SCENARIOS[scenario].apply(layout, state)
+    with _one_line_errors(f"sandbox break {scenario} failed"):
+        SCENARIOS[scenario].apply(layout, state)
     state.broken.append(scenario)
     layout.save(state)
     _relink(layout)
@@ -130,13 +143,24 @@ def break_(
 
 @sandbox_app.command()
 def heal(folder: DirOption = None) -> int:
-    """Undo every drill: the sandbox is as `up` left it."""
-    from pipectl.sandbox.scenarios import heal as heal_all
+    """Undo every drill and any hand-made damage, then run doctor's checks: exit 1 unless all pass."""
+    from rich.console import Console
+
+    from pipectl.errors import PipectlError
+    from pipectl.sandbox.heal import restore, still_failing
 
     layout = _layout(folder)
-    heal_all(layout, _running_state(layout))
-    _relink(layout)
-    note("the sandbox is healthy again")
+    state = _running_state(layout)
+    with Console(stderr=True).status("healing the sandbox") as spinner, _one_line_errors("sandbox heal failed"):
+        restore(layout, state, progress=lambda step: spinner.update(step))
+        _relink(layout)
+        spinner.update("running doctor's checks")
+        failing = still_failing(layout)
+    if failing:
+        headline = (f"the sandbox is still not healthy: {len(failing)} finding(s) fail "
+                    f"(`pipectl doctor --config {layout.config_file}` shows them)")
+        raise PipectlError("\n".join([headline, *(f"  {line}" for line in failing)]))
+    note("the sandbox is healthy again: every doctor check passes")
     return 0
 
 
@@ -144,3 +168,17 @@ def _relink(layout) -> None:
     from pipectl.sandbox import config_file
 
     config_file.link_into(Path.cwd(), layout)
+
+
+@contextlib.contextmanager
+def _one_line_errors(what: str, suffix: str = ""):
+    """Any failure becomes one line and exit 1 (a usage error keeps its own code): never a traceback."""
+    from pipectl.errors import PipectlError
+
+    try:
+        yield
+    except PipectlError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last word on an outside system's failure
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise PipectlError(f"{what}: {lines[0] if lines else type(exc).__name__}{suffix}") from None

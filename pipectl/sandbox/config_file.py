@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -102,8 +104,61 @@ def link_into(folder: Path, layout: Layout) -> Path | None:
     target = folder / "pipectl.toml"
     if target.exists() and not target.read_text().startswith(MARKER):
         return None
-    text = layout.config_file.read_text().replace(
-        f'env_file = "{layout.env_file.name}"', f'env_file = "{os.path.relpath(layout.env_file, folder)}"'
-    )
+    text = linked_text(folder, layout)
+    if _env_reference(folder, layout) == LINKED_ENV:  # a config reads env files beside it, never elsewhere
+        copy = folder / LINKED_ENV
+        copy.write_text(layout.env_file.read_text())
+        os.chmod(copy, 0o600)
     target.write_text(text)
+    _remember(layout, target.resolve(), text)
     return target
+
+
+LINKED_ENV = ".pipectl-sandbox.env"
+"""The sandbox's env file copied beside a linked config when the sandbox folder is not below it."""
+
+
+def linked_text(folder: Path, layout: Layout) -> str:
+    """What `link_into(folder, layout)` writes: the sandbox's config, its env file found from `folder`."""
+    return layout.config_file.read_text().replace(
+        f'env_file = "{layout.env_file.name}"', f'env_file = "{_env_reference(folder, layout)}"'
+    )
+
+
+def _env_reference(folder: Path, layout: Layout) -> str:
+    relative = os.path.relpath(layout.env_file, folder)
+    return LINKED_ENV if relative.startswith("..") else relative
+
+
+def linked_files(layout: Layout) -> dict[Path, str]:
+    """The pipectl.toml files linked to this sandbox, each with the sha256 of what was last written."""
+    try:
+        record = json.loads(layout.links_file.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {Path(path): digest for path, digest in record.items()} if isinstance(record, dict) else {}
+
+
+def written_by_us(path: Path, layout: Layout) -> bool:
+    """Whether `path` still holds exactly what the sandbox last wrote there (so nobody's edits are lost)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return False
+    recorded = linked_files(layout).get(path.resolve())
+    if recorded is not None:
+        return _digest(text) == recorded
+    try:  # linked before links were recorded: compare with what linking would write now
+        return text.startswith(MARKER) and text == linked_text(path.parent, layout)
+    except OSError:
+        return False
+
+
+def _remember(layout: Layout, target: Path, text: str) -> None:
+    record = {str(path): digest for path, digest in linked_files(layout).items()}
+    record[str(target)] = _digest(text)
+    layout.links_file.write_text(json.dumps(record, indent=2))
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -49,23 +49,35 @@ def start(pgdata: Path) -> str:
     return server.get_uri()
 
 
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The pid of the running postmaster recorded in pgdata, if it is running."""
+    from pipectl.sandbox.procs import pid_alive
+
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
 def stop(pgdata: Path, timeout: float = 10.0) -> bool:
-    """Fast shutdown of the postmaster recorded in pgdata (SIGINT, then SIGKILL)."""
-    pid_file = pgdata / "postmaster.pid"
-    if not pid_file.is_file():
+    """Fast shutdown of the postmaster recorded in pgdata (SIGINT, then SIGKILL); False if none ran."""
+    from pipectl.sandbox.procs import pid_alive
+
+    pid = postmaster_pid(pgdata)
+    if pid is None:
         return False
-    pid = int(pid_file.read_text().split()[0])
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGINT)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
+    while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    if pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5.0  # then its files are free to delete (`down --purge`)
+        while time.monotonic() < deadline and pid_alive(pid):
+            time.sleep(0.05)
     return True
 
 
@@ -90,6 +102,24 @@ def seed(dsn: str, rows: int = ROWS) -> None:
         conn.execute(
             "INSERT INTO jobs (customer_id, status) SELECT 'customer-' || n, 'completed' FROM generate_series(1, 5) n"
         )
+
+
+TABLES = ("workflow_states", "jobs", "batches")
+INDEXES = ("workflow_states_stuck_idx", "jobs_stuck_idx")
+
+
+def reset(dsn: str, rows: int = ROWS, lock_timeout: str = "10s") -> None:
+    """Drop and recreate the sandbox's tables, then seed them: undoes a renamed or dropped column,
+    table or index as well as any change to the rows. Waits at most `lock_timeout` for other sessions."""
+    from psycopg import sql
+
+    with connect(dsn) as conn:
+        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(lock_timeout)))
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(
+            sql.SQL(", ").join(map(sql.Identifier, TABLES))))
+        # an index renamed along with its table would keep the name CREATE INDEX IF NOT EXISTS checks
+        conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.SQL(", ").join(map(sql.Identifier, INDEXES))))
+    seed(dsn, rows)
 
 
 def status_counts(dsn: str, table: str = "workflow_states") -> dict[str, int]:

@@ -67,6 +67,7 @@ class Layout:
     env_file = property(lambda self: self.root / "sandbox.env")
     config_file = property(lambda self: self.root / "pipectl.toml")
     state_file = property(lambda self: self.root / "sandbox.json")
+    links_file = property(lambda self: self.root / "links.json")  # the pipectl.toml files `up` linked
 
     def load(self) -> SandboxState | None:
         if not self.state_file.is_file():

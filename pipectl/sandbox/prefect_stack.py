@@ -1,5 +1,5 @@
-"""The sandbox's Prefect: a local `prefect server` (SQLite, UI off), a process worker, and the seed
-that reproduces the production setup (work pool, Secret blocks, deployments).
+"""The sandbox's Prefect: the seed that reproduces the production setup (work pool, Secret blocks,
+deployments), the drills' helpers, and the server and worker processes (from `prefect_procs`).
 
 This is sandbox-side code: it talks to its own server directly with the Prefect client. pipectl's
 checks and repairs go through `pipectl.connectors.prefect` instead. Prefect is imported lazily so
@@ -8,16 +8,25 @@ that importing this module (e.g. for `sandbox down`) stays cheap.
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from pipectl.sandbox import procs
+from pipectl.sandbox.prefect_procs import (  # noqa: F401 - re-exported: the processes live there
+    SERVER,
+    WORKER,
+    WORKER_UNSET,
+    api_url_for,
+    await_server,
+    spawn_server,
+    start_server,
+    start_worker,
+    stop_server,
+    stop_worker,
+    wait_for_health,
+    wait_for_worker,
+)
+from pipectl.sandbox.prefect_procs import with_client as _with_client
 
 FLOWS_DIR = Path(__file__).resolve().parent / "flows"
 FLOWS_FILE = "pipeline_flows.py"
@@ -28,21 +37,10 @@ PROCESS_JOB = "process_job/production"
 SECRET_TOKEN_ID = "modal-token-id"
 SECRET_TOKEN_SECRET = "modal-token-secret"
 
-SERVER = "prefect-server"
-WORKER = "prefect-worker"
-
 # What the production deployment has besides the Modal credentials; the process worker ignores
 # job variables its base job template does not declare (pip_packages is a managed-pool variable).
 EXTRA_JOB_VARIABLES: dict[str, Any] = {"pip_packages": ["modal>=1.0", "psycopg[binary]>=3.1"]}
 EXTRA_ENV = {"LOG_LEVEL": "INFO"}
-
-# Environment variables the flow run must NOT inherit from the worker: it gets the Modal
-# credentials only through the deployment's job variables, as in production.
-WORKER_UNSET = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_PROFILE", "PREFECT_API_KEY", "PREFECT_PROFILE")
-
-
-def api_url_for(port: int) -> str:
-    return f"http://127.0.0.1:{port}/api"
 
 
 def healthy_job_variables() -> dict[str, Any]:
@@ -62,148 +60,7 @@ def broken_job_variables() -> dict[str, Any]:
     return {"env": dict(EXTRA_ENV), **EXTRA_JOB_VARIABLES}
 
 
-def _quiet_env(home: Path) -> dict[str, str]:
-    return {
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS": "false",
-        "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
-        "DO_NOT_TRACK": "1",
-    }
-
-
-# ---------------------------------------------------------------- processes
-
-
-def start_server(home: Path, port: int, run_dir: Path, timeout: float = 90.0) -> subprocess.Popen:
-    """`prefect server start` on 127.0.0.1:port with its own PREFECT_HOME and SQLite database.
-
-    Returns once /api/health answers; raises (and stops the server) if it does not in time.
-    """
-    home.mkdir(parents=True, exist_ok=True)
-    env = {
-        **_quiet_env(home),
-        "PREFECT_SERVER_UI_ENABLED": "false",
-        # runs nobody picks up are marked Late after 1 s, so the no-worker drill shows at once
-        "PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS": "1",
-        "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": "1",
-        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
-        "PREFECT_API_URL": api_url_for(port),
-    }
-    argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    proc = procs.spawn(SERVER, argv, run_dir, env)
-    try:
-        wait_for_health(api_url_for(port), timeout, proc)
-    except BaseException as exc:
-        procs.stop(SERVER, run_dir)
-        if isinstance(exc, Exception):
-            raise RuntimeError(f"{exc} (see {run_dir / (SERVER + '.log')})") from exc
-        raise
-    return proc
-
-
-def wait_for_health(api_url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"prefect server exited with code {proc.returncode} before answering")
-        try:
-            with urllib.request.urlopen(f"{api_url}/health", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"prefect server at {api_url} did not answer /health within {timeout:.0f}s")
-
-
-def start_worker(
-    api_url: str,
-    pool: str,
-    run_dir: Path,
-    env: dict[str, str] | None = None,
-    *,
-    name: str = "sandbox-worker",
-    wait: float | None = 60.0,
-) -> subprocess.Popen:
-    """`prefect worker start --pool POOL --type process`, polling every second.
-
-    `env` (DATABASE_URL, MODAL_SERVER_URL, ...) reaches the flow runs; MODAL_TOKEN_ID/SECRET (and
-    other credentials) are removed from the worker's environment even if this process has them.
-    With `wait`, returns only once the worker has sent its first heartbeat.
-    """
-    env = dict(env or {})
-    for key in WORKER_UNSET:
-        env.pop(key, None)
-    home = Path(env.get("PREFECT_HOME") or run_dir / "prefect-worker-home")
-    home.mkdir(parents=True, exist_ok=True)
-    env = {
-        **_quiet_env(home),
-        "PREFECT_API_URL": api_url,
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
-        "PREFECT_WORKER_HEARTBEAT_SECONDS": "5",
-        **env,
-    }
-    unset: list[str] = []
-    for key in WORKER_UNSET:
-        unset += ["-u", key]
-    argv = ["env", *unset, sys.executable, "-m", "prefect", "worker", "start",
-            "--pool", pool, "--type", "process", "--name", name]
-    proc = procs.spawn(WORKER, argv, run_dir, env)
-    if wait:
-        try:
-            wait_for_worker(api_url, pool, name, wait, proc)
-        except BaseException as exc:
-            procs.stop(WORKER, run_dir)
-            if isinstance(exc, Exception):
-                raise RuntimeError(f"{exc} (see {run_dir / (WORKER + '.log')})") from exc
-            raise
-    return proc
-
-
-def wait_for_worker(api_url: str, pool: str, name: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    """Block until worker `name` of `pool` has a heartbeat newer than when we started waiting."""
-    from datetime import datetime, timedelta, timezone
-
-    since = datetime.now(timezone.utc) - timedelta(seconds=1)
-    deadline = time.monotonic() + timeout
-
-    async def beat(client) -> bool:
-        try:
-            workers = await client.read_workers_for_work_pool(pool)
-        except Exception:  # noqa: BLE001 - the pool appears when the worker creates it
-            return False
-        return any(w.name == name and w.last_heartbeat_time and w.last_heartbeat_time >= since for w in workers)
-
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"prefect worker exited with code {proc.returncode} before its first heartbeat")
-        if _with_client(api_url, beat):
-            return
-        time.sleep(0.25)
-    raise TimeoutError(f"prefect worker {name} did not heartbeat on pool {pool} within {timeout:.0f}s")
-
-
-def stop_worker(run_dir: Path) -> bool:
-    return procs.stop(WORKER, run_dir)
-
-
-def stop_server(run_dir: Path) -> bool:
-    return procs.stop(SERVER, run_dir)
-
-
 # ---------------------------------------------------------------- client plumbing
-
-
-def _with_client(api_url: str, fn, timeout: float = 30.0):
-    """Run `await fn(client)` with a fresh Prefect client for `api_url`, bounded by `timeout`."""
-    from prefect.client.orchestration import PrefectClient
-
-    async def main():
-        async with PrefectClient(api_url) as client:
-            return await fn(client)
-
-    return asyncio.run(asyncio.wait_for(main(), timeout))
 
 
 def _flow_schema(function: str) -> dict[str, Any]:
@@ -257,6 +114,9 @@ async def _upsert_deployment(client, full_name: str, function: str, schema: dict
 def seed(api_url: str, *, modal_token_id: str, modal_token_secret: str, healthy: bool = True) -> dict[str, str]:
     """Create or reset the production setup. Idempotent. Returns {deployment name: id}.
 
+    Resets the pool (and its work queues) to unpaused without concurrency limits, the Secret blocks'
+    values, and every field of both deployments (job variables, pool, paused, schedules, limits).
+
     healthy=False leaves out the Modal credentials from the orchestrator's job variables (the incident).
     """
     from prefect.client.schemas.actions import WorkPoolCreate
@@ -269,8 +129,11 @@ def seed(api_url: str, *, modal_token_id: str, modal_token_secret: str, healthy:
         await client.create_work_pool(
             WorkPoolCreate(name=POOL, type="process",
                            base_job_template=ProcessWorker.get_default_base_job_template(), is_paused=False),
-            overwrite=True,
+            overwrite=True,  # also clears is_paused and the pool's concurrency limit
         )
+        for queue in await client.read_work_queues(work_pool_name=POOL):
+            if queue.is_paused or queue.concurrency_limit is not None:
+                await client.update_work_queue(queue.id, is_paused=False, concurrency_limit=None)
         await _upsert_secret(client, SECRET_TOKEN_ID, modal_token_id)
         await _upsert_secret(client, SECRET_TOKEN_SECRET, modal_token_secret)
         return {
@@ -361,3 +224,38 @@ def wait_for_run(api_url: str, run_id: str, timeout: float, state_name: str | No
         time.sleep(0.25)
     raise TimeoutError(f"flow run {run_id} still {state} after {timeout:.0f}s")
 
+
+
+ACTIVE = ("PENDING", "RUNNING", "CANCELLING", "PAUSED")
+
+
+def active_runs(api_url: str) -> int:
+    """How many flow runs are executing (or about to): a heal must not reseed under their feet."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    async def run(client) -> int:
+        kinds = FlowRunFilterStateType(any_=[StateType(kind) for kind in ACTIVE])
+        states = FlowRunFilter(state=FlowRunFilterState(type=kinds))
+        return await client.count_flow_runs(flow_run_filter=states)
+
+    return _with_client(api_url, run)
+
+
+def delete_flow_runs(api_url: str, batch: int = 200, timeout: float = 60.0) -> int:
+    """Delete every flow run (Late, Crashed, Failed, Completed...): `up` leaves no run history either,
+    and `prefect.runs` judges the latest runs. Returns how many were deleted."""
+    from prefect.exceptions import ObjectNotFound
+
+    async def run(client) -> int:
+        deleted = 0
+        while runs := await client.read_flow_runs(limit=batch):
+            for flow_run in runs:
+                try:
+                    await client.delete_flow_run(flow_run.id)
+                except ObjectNotFound:
+                    pass
+                deleted += 1
+        return deleted
+
+    return _with_client(api_url, run, timeout)

@@ -74,33 +74,94 @@ def stop(name: str, run_dir: Path, grace: float = 5.0) -> bool:
 
 
 def stop_all(names: list[str], run_dir: Path, grace: float = 5.0) -> list[str]:
-    """Stop several process groups at once (SIGTERM to all, one shared grace period, then SIGKILL)."""
+    """Stop several process groups at once (SIGTERM to all, one shared grace period, then SIGKILL).
+
+    Their descendants go too, even those in a session of their own (the worker's flow runs).
+    """
     pids: dict[str, int] = {}
     for name in names:
         pid_file = run_dir / f"{name}.pid"
         if pid_file.exists():
-            pids[name] = int(pid_file.read_text().strip() or 0)
-    for pid in pids.values():
-        if pid and pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
+            pids[name] = _read_pid(pid_file)
+    leaders = list(recorded(list(pids), run_dir).values())
+    family = [child for pid in leaders for child in descendants(pid)]
+    _signal(leaders, family, signal.SIGTERM)
+    everyone = leaders + family
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(pid and pid_alive(pid) for pid in pids.values()):
-        for pid in pids.values():
+    while time.monotonic() < deadline and any(pid_alive(pid) for pid in everyone):
+        for pid in leaders:
             _reap(pid)
         time.sleep(0.05)
-    for pid in pids.values():
-        if pid and pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+    _signal([p for p in leaders if pid_alive(p)], [p for p in family if pid_alive(p)], signal.SIGKILL)
     deadline = time.monotonic() + 2.0  # SIGKILL is not instant either
-    while time.monotonic() < deadline and any(pid and pid_alive(pid) for pid in pids.values()):
+    while time.monotonic() < deadline and any(pid_alive(pid) for pid in everyone):
         time.sleep(0.02)
-    for pid in pids.values():
+    for pid in leaders:
         _reap(pid)
     for name in pids:
         (run_dir / f"{name}.pid").unlink(missing_ok=True)
     return list(pids)
+
+
+def recorded(names: list[str], run_dir: Path) -> dict[str, int]:
+    """The recorded processes among `names` that are still running: {name: pid}."""
+    found = {}
+    for name in names:
+        pid_file = run_dir / f"{name}.pid"
+        pid = _read_pid(pid_file) if pid_file.is_file() else 0
+        if pid and pid_alive(pid) and _started_by_then(pid, pid_file):
+            found[name] = pid
+    return found
+
+
+def _started_by_then(pid: int, pid_file: Path) -> bool:
+    """False for a pid the system reused for another process after ours ended (it started later)."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        started = boot + ticks / os.sysconf("SC_CLK_TCK")
+        return started <= pid_file.stat().st_mtime + 2.0
+    except (OSError, ValueError, IndexError, StopIteration):
+        return True
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, grandchildren...), from /proc; [] where there is none."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = [e for e in Path("/proc").iterdir() if e.name.isdigit()]
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _signal(leaders: list[int], others: list[int], sig: int) -> None:
+    for pid in leaders:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+    for pid in others:
+        if pid != os.getpid():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+
+
+def _read_pid(pid_file: Path) -> int:
+    try:
+        return int(pid_file.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 def _reap(pid: int) -> None:

@@ -32,6 +32,22 @@ def create(endpoint: str) -> tuple[str, str]:
     return queue_url, dlq_url
 
 
+def reset(endpoint: str) -> tuple[str, str]:
+    """Delete and recreate both queues: a deleted queue comes back, the redrive policy and every other
+    attribute are as `create` sets them, and both are empty (in-flight messages too). Returns their URLs."""
+    from pipectl.sandbox.sqs_server import set_auth
+
+    set_auth(endpoint, False)  # IAM enforcement (a test or a person may have turned it on) is off again
+    sqs = client(endpoint)
+    for name in (QUEUE, DLQ):
+        try:
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        except sqs.exceptions.QueueDoesNotExist:
+            continue
+        sqs.delete_queue(QueueUrl=url)
+    return create(endpoint)
+
+
 def drain(endpoint: str, *urls: str) -> None:
     """Empty the queues by receiving and deleting (PurgeQueue is allowed only once a minute)."""
     sqs = client(endpoint)

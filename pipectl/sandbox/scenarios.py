@@ -116,15 +116,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
 
 
 def heal(layout: Layout, state: SandboxState) -> None:
-    """Put every part back as `up` left it: data, deployments, blocks, worker, queues, repo, config."""
-    prefect_stack.seed(state.prefect_api_url, modal_token_id=state.modal_token_id,
-                       modal_token_secret=state.modal_token_secret)
-    stack.write_modal_state(layout, state)
-    database.seed(state.database_url)
-    queues.drain(state.sqs_endpoint, state.queue_url, state.dlq_url)
-    stack.init_repo(layout.repo)
-    config_file.write(layout, state)
-    if not stack.worker_running(layout):
-        stack.start_worker(layout, state)
-    state.broken = []
-    layout.save(state)
+    """Put every part back as `up` left it (see `pipectl.sandbox.heal.restore`); does not verify."""
+    from pipectl.sandbox.heal import restore
+
+    restore(layout, state)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,45 +15,64 @@ from pipectl.sandbox.layout import MODAL_APP, MODAL_FUNCTION, POOL, Layout, Sand
 
 MODAL = "modal-fake"
 SQS = "sqs-server"
+EXTERNAL = "external (--dsn)"
 
 Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class Component:
+    """One part of the sandbox as `status` shows it; `pid` when a recorded process of it runs."""
+
     name: str
     address: str
     healthy: bool
     detail: str = ""
+    pid: int | None = None
 
 
 def up(layout: Layout, progress: Progress = lambda step: None, dsn: str | None = None) -> SandboxState:
-    """Start Postgres, Prefect (server + process worker), SQS and the Modal fake, then seed them."""
-    if layout.load() is not None and any(c.healthy for c in status(layout)):
-        raise UsageError(f"a sandbox is already running in {layout.root}: `pipectl sandbox down` first")
+    """Start Postgres, Prefect (server + process worker), SQS and the Modal fake, then seed them.
+
+    If any step fails or is interrupted, everything started so far is stopped before the error goes on:
+    a failed `up` leaves no process behind. The state file (ports) is written before the first process
+    starts and every process records its pid as it starts, so `status` and `down` always see them.
+    """
+    if busy := running(layout):
+        raise UsageError(f"a sandbox is already running in {layout.root} ({', '.join(busy)}): "
+                         "`pipectl sandbox down` first")
     layout.run_dir.mkdir(parents=True, exist_ok=True)
     state = SandboxState(
         prefect_port=procs.free_port(), sqs_port=procs.free_port(), modal_port=procs.free_port(),
         modal_token_id="ak-" + secrets.token_hex(12), modal_token_secret="as-" + secrets.token_hex(16),
     )
-    prefect_started = _in_background(
-        lambda: prefect_stack.start_server(layout.prefect_home, state.prefect_port, layout.run_dir)
-    )
+    layout.save(state)
+    try:
+        _start(layout, state, progress, dsn)
+    except BaseException:
+        down(layout)
+        layout.state_file.unlink(missing_ok=True)
+        raise
+    return state
+
+
+def _start(layout: Layout, state: SandboxState, progress: Progress, dsn: str | None) -> None:
     progress("starting Prefect server, SQS and the Modal fake")
-    sqs = procs.spawn(SQS, [sys.executable, "-m", "pipectl.sandbox.sqs_server", "--port", str(state.sqs_port)],
-                      layout.run_dir)
+    # spawned now and awaited last: it boots while the rest starts
+    server = prefect_stack.spawn_server(layout.prefect_home, state.prefect_port, layout.run_dir)
+    sqs = _spawn_sqs(layout, state)
     progress("starting Postgres")
     state.database_url = dsn or database.start(layout.pgdata)
+    layout.save(state)
     database.seed(state.database_url)
     write_modal_state(layout, state)
-    modal = procs.spawn(MODAL, [sys.executable, "-m", "pipectl.sandbox.modal_fake", "--port", str(state.modal_port),
-                                "--state", str(layout.modal_state)], layout.run_dir)
+    modal = _spawn_modal(layout, state)
     procs.wait_for_port(state.sqs_port, 30, sqs, SQS)
     state.queue_url, state.dlq_url = queues.create(state.sqs_endpoint)
     procs.wait_for_port(state.modal_port, 30, modal, MODAL)
     init_repo(layout.repo)
     progress("waiting for the Prefect server")
-    prefect_started.join()
+    prefect_stack.await_server(state.prefect_port, layout.run_dir, 90.0, server)
     progress("seeding Prefect: work pool, Secret blocks, deployments")
     prefect_stack.seed(state.prefect_api_url, modal_token_id=state.modal_token_id,
                        modal_token_secret=state.modal_token_secret)
@@ -62,7 +80,41 @@ def up(layout: Layout, progress: Progress = lambda step: None, dsn: str | None =
     start_worker(layout, state)
     layout.save(state)
     config_file.write(layout, state)
-    return state
+
+
+def _spawn_sqs(layout: Layout, state: SandboxState):
+    argv = [sys.executable, "-m", "pipectl.sandbox.sqs_server", "--port", str(state.sqs_port)]
+    return procs.spawn(SQS, argv, layout.run_dir)
+
+
+def _spawn_modal(layout: Layout, state: SandboxState):
+    argv = [sys.executable, "-m", "pipectl.sandbox.modal_fake", "--port", str(state.modal_port),
+            "--state", str(layout.modal_state)]
+    return procs.spawn(MODAL, argv, layout.run_dir)
+
+
+def revive(layout: Layout, state: SandboxState) -> list[str]:
+    """Start again, on their recorded ports, the parts of a sandbox that stopped; returns their names.
+
+    Used by `heal`: a person may have killed a server. The worker is `heal`'s to restart (last).
+    """
+    started: list[str] = []
+    server = None
+    if not procs.port_open(state.prefect_port):
+        procs.stop(prefect_stack.SERVER, layout.run_dir)
+        server = prefect_stack.spawn_server(layout.prefect_home, state.prefect_port, layout.run_dir)
+        started.append(prefect_stack.SERVER)
+    if _own_postgres(layout) and database.postmaster_pid(layout.pgdata) is None:
+        state.database_url = database.start(layout.pgdata)
+        started.append("postgres")
+    for name, port, spawn in ((SQS, state.sqs_port, _spawn_sqs), (MODAL, state.modal_port, _spawn_modal)):
+        if not procs.port_open(port):
+            procs.stop(name, layout.run_dir)
+            procs.wait_for_port(port, 30, spawn(layout, state), name)
+            started.append(name)
+    if server is not None:
+        prefect_stack.await_server(state.prefect_port, layout.run_dir, 90.0, server)
+    return started
 
 
 def start_worker(layout: Layout, state: SandboxState) -> None:
@@ -110,68 +162,67 @@ def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *identity, *args], cwd=repo, check=True, capture_output=True)
 
 
+PROCESSES = [prefect_stack.WORKER, prefect_stack.SERVER, SQS, MODAL]
+SHOWN_AS = {prefect_stack.SERVER: "prefect-server", prefect_stack.WORKER: "prefect-worker", SQS: "sqs",
+            MODAL: "modal"}
+
+
 def down(layout: Layout) -> list[str]:
     """Stop everything the sandbox started (by pid file, so this works after a crash too)."""
-    stopped = procs.stop_all([prefect_stack.WORKER, prefect_stack.SERVER, SQS, MODAL], layout.run_dir)
+    stopped = procs.stop_all(PROCESSES, layout.run_dir)
     if database.stop(layout.pgdata):
         stopped.append("postgres")
     return stopped
 
 
+def running(layout: Layout) -> list[str]:
+    """The sandbox's own parts that run now (by pid file or port; not a --dsn Postgres): `up` refuses then."""
+    return [c.name for c in status(layout) if c.pid or (c.healthy and c.address != EXTERNAL)]
+
+
 def status(layout: Layout) -> list[Component]:
+    """Each part, its address and whether it answers; a recorded process that runs is never left out."""
     state = layout.load()
-    if state is None:
-        return []
-    components = [
-        Component("prefect-server", state.prefect_api_url, procs.port_open(state.prefect_port)),
-        Component("prefect-worker", f"pool {POOL}", _pid_alive(layout, prefect_stack.WORKER)),
-        Component("sqs", state.sqs_endpoint, procs.port_open(state.sqs_port)),
-        Component("modal", state.modal_server_url, procs.port_open(state.modal_port)),
-        Component("postgres", str(layout.pgdata) if _own_postgres(layout) else "external (--dsn)",
-                  _postgres_alive(layout, state)),
-    ]
+    live = procs.recorded(PROCESSES, layout.run_dir)
+    pg_pid = database.postmaster_pid(layout.pgdata)
+    if state is None:  # an `up` killed before it wrote sandbox.json (or one from an older pipectl)
+        found = [Component(SHOWN_AS[name], f"pid {pid}, no {layout.state_file.name}", True, pid=pid)
+                 for name, pid in live.items()]
+        if pg_pid:
+            found.append(Component("postgres", str(layout.pgdata), True, pid=pg_pid))
+        return found
+    ports = {prefect_stack.SERVER: (state.prefect_port, state.prefect_api_url), SQS: (state.sqs_port,
+             state.sqs_endpoint), MODAL: (state.modal_port, state.modal_server_url)}
+    components = []
+    for name in (prefect_stack.SERVER, prefect_stack.WORKER, SQS, MODAL):
+        pid = live.get(name)
+        if name == prefect_stack.WORKER:
+            components.append(Component(SHOWN_AS[name], f"pool {POOL}", pid is not None, pid=pid))
+            continue
+        port, address = ports[name]
+        healthy = procs.port_open(port)
+        if pid and not healthy:
+            address += f" (pid {pid} runs but does not answer)"
+        components.append(Component(SHOWN_AS[name], address, healthy, pid=pid))
+    own = _own_postgres(layout)
+    components.append(Component("postgres", str(layout.pgdata) if own else EXTERNAL,
+                                pg_pid is not None if own else _connects(state.database_url), pid=pg_pid))
     return components
 
 
 def worker_running(layout: Layout) -> bool:
-    return _pid_alive(layout, prefect_stack.WORKER)
-
-
-def _pid_alive(layout: Layout, name: str) -> bool:
-    pid_file = layout.run_dir / f"{name}.pid"
-    return pid_file.is_file() and procs.pid_alive(int(pid_file.read_text() or 0))
+    return bool(procs.recorded([prefect_stack.WORKER], layout.run_dir))
 
 
 def _own_postgres(layout: Layout) -> bool:
     return (layout.pgdata / "PG_VERSION").is_file()
 
 
-def _postgres_alive(layout: Layout, state: SandboxState) -> bool:
-    if _own_postgres(layout):
-        pid_file = layout.pgdata / "postmaster.pid"
-        return pid_file.is_file() and procs.pid_alive(int(pid_file.read_text().split()[0]))
+def _connects(dsn: str) -> bool:
+    if not dsn:
+        return False
     try:
-        with database.connect(state.database_url):
+        with database.connect(dsn):
             return True
     except Exception:  # noqa: BLE001 - any failure to connect means: not up
         return False
-
-
-class _in_background(threading.Thread):
-    """Run `fn` in a thread; `join()` re-raises what it raised."""
-
-    def __init__(self, fn: Callable[[], object]) -> None:
-        super().__init__(daemon=True)
-        self._fn, self._error = fn, None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self._fn()
-        except BaseException as exc:  # re-raised in join()
-            self._error = exc
-
-    def join(self, timeout: float | None = None) -> None:
-        super().join(timeout)
-        if self._error is not None:
-            raise self._error

@@ -7,6 +7,7 @@ drills break (and later heal) the shared sandbox; the config-only cases come fir
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,10 +128,10 @@ CASES = [
 
 
 def edited_config(sandbox, edit: dict[str, str], folder: Path) -> Path:
-    """A copy of the sandbox config with the first `key = "…"` line replaced; env_file made absolute."""
+    """A copy of the sandbox config with the first `key = "…"` line replaced, its env file copied beside it."""
     text = sandbox.config_path.read_text()
-    env_file = sandbox.layout.env_file
-    text = re.sub(r'(?m)^env_file = ".*"$', f'env_file = "{env_file}"', text)
+    shutil.copy(sandbox.layout.env_file, folder / "sandbox.env")
+    text = re.sub(r'(?m)^env_file = ".*"$', 'env_file = "sandbox.env"', text)
     values = {"sqs": sandbox.state.sqs_endpoint.removeprefix("http://"), "closed": str(closed_port())}
     for key, value in edit.items():
         text, n = re.subn(rf'(?m)^{key} = ".*"$', f'{key} = "{value.format(**values)}"', text, count=1)
