@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipectl.errors import NotFound
+from pipectl.errors import ConnectorError, NotFound
 from pipectl.interface import Check, Context
 from pipectl.model import Finding, Severity, Status
 from pipectl.redact import MASK, redactor
@@ -29,12 +29,14 @@ _CREDENTIAL_FILES = (
 
 
 class RepoSecrets(Check):
-    """Detects: credentials written into the repository — AWS, Stripe, GitHub, Slack and other tokens,
-    private keys, Prefect API keys, Modal tokens, passwords in URLs, and values assigned to names like
-    *_SECRET, *_KEY, *_TOKEN or PASSWORD — in the working tree (tracked files and untracked files that
-    .gitignore does not exclude) and in the lines added by the last `repo.max_commits` commits of every
-    branch and tag, including files deleted since. Placeholders (`env:NAME`, `${VAR}`, `<REDACTED>`) are
-    ignored. Findings name the rule, file, line and commit; never the value.
+    """Detects: credentials written into the repository — AWS, Stripe, GitHub, GitLab, Slack and other
+    tokens, private keys (also one-line service-account JSON), Prefect API keys, Modal tokens, passwords in
+    URLs, DSNs and JDBC strings, bearer tokens, and values assigned to names like *_SECRET, *_KEY, *_TOKEN
+    or PASSWORD — in the working tree (tracked files and untracked files that .gitignore does not exclude)
+    and in the lines added by the last `repo.max_commits` commits of every branch and tag, including files
+    deleted since. A working-tree hit that HEAD holds too is committed, however old its commit. Placeholders
+    (`env:NAME`, `${VAR}`, `<REDACTED>`, documented example keys) are ignored; unreadable git objects are
+    reported and skipped. Findings name the rule, file, line and commit; never the value.
 
     Why it matters: the second incident leaked AWS, Supabase, Prefect and Stripe keys through a committed
     file. Deleting the file does not help: every clone still has it in history, so the keys must be
@@ -62,6 +64,7 @@ class RepoSecrets(Check):
         scan.tree(git, deadline, ctx.timeout)
         if ctx.config.repo.history and not scan.truncated:
             scan.history(git, ctx.config.repo.max_commits, deadline)
+        scan.committed(git, max(deadline - time.monotonic(), ctx.timeout * (1 - _BUDGET) / 2))
         return scan.findings(self, ctx.config.repo.history)
 
 
@@ -86,6 +89,10 @@ class _Scan:
     root: Path
     by_file: dict[str, _FileHits] = field(default_factory=dict)
     tracked: dict[str, bool] = field(default_factory=dict)
+    in_head: set[str] = field(default_factory=set)
+    """Files whose working-tree hits are in HEAD's version too: committed, however long ago."""
+    unreadable: list[str] = field(default_factory=list)
+    """Git objects that could not be read (missing or corrupt): skipped, the rest was scanned."""
     files_scanned: int = 0
     commits_scanned: int = 0
     truncated: str = ""
@@ -116,8 +123,28 @@ class _Scan:
                 continue
             self._add(scan_lines(patch.path, patch.lines, patch.commit), history=True)
         self.commits_scanned = stream.commits
+        self.unreadable += stream.unreadable
         if stream.truncated:
             self.truncated = f"history: {stream.commits} of up to {max_commits} commits scanned"
+
+    def committed(self, git, timeout: float) -> None:
+        """Which working-tree hits HEAD holds too: those were committed, even before the scanned commits."""
+        from pipectl.secret_scan import scan_text
+
+        paths = [path for path, hits in self.by_file.items() if hits.tree and self.tracked.get(path)]
+        if not paths:
+            return
+        try:
+            texts, unreadable = git.committed_texts(self.root, paths, timeout)
+        except ConnectorError:  # git did not answer in time: count them as committed rather than pending
+            self.in_head.update(paths)
+            return
+        self.unreadable += [name for name in unreadable.values() if name not in self.unreadable]
+        self.in_head.update(unreadable)  # tracked, but its committed text is unreadable: assume the worst
+        for path, text in texts.items():
+            at_head = {hit.value or hit.rule for hit in scan_text(path, text)}
+            if any((hit.value or hit.rule) in at_head for hit in self.by_file[path].tree):
+                self.in_head.add(path)
 
     def _add(self, hits: list[Hit], history: bool) -> None:
         for hit in hits:
@@ -139,7 +166,23 @@ class _Scan:
                     fix=f"pipectl doctor --only {check.id} --timeout 60",
                 )
             )
-        if not self.by_file and not self.truncated:
+        if self.unreadable:
+            findings.append(
+                check.warn(
+                    f"{len(self.unreadable)} git object(s) could not be read (missing or corrupt) and were "
+                    "skipped; the rest of the repository was scanned",
+                    subject="(unreadable git objects)",
+                    impact="Lines stored only in those objects were not looked at.",
+                    evidence={
+                        "unreadable_objects": len(self.unreadable),
+                        "objects": self.unreadable[:_MAX_LISTED],
+                        "files_scanned": self.files_scanned,
+                        "commits_scanned": self.commits_scanned,
+                    },
+                    fix="git fsck --full  # then fetch the objects again from another clone, or re-clone",
+                )
+            )
+        if not self.by_file and not self.truncated and not self.unreadable:
             scope = f"{self.files_scanned} files"
             scope += f" and {self.commits_scanned} commits" if history_enabled else " (history not scanned)"
             findings.append(check.ok(f"no credentials found in {scope}",
@@ -153,10 +196,11 @@ class _Scan:
         in_tree = bool(hits.tree)
         tracked = self.tracked.get(path)
         exists = tracked is not None
+        at_head = path in self.in_head  # committed, even if before the newest `max_commits` commits
         if history_enabled:
-            in_history: bool | None = bool(hits.history)
+            in_history: bool | None = bool(hits.history) or at_head
         else:
-            in_history = True if tracked else None  # a tracked file was committed (we assume unchanged)
+            in_history = True if at_head else None
         commits = list(dict.fromkeys(h.where for h in hits.history))
         listed = [f"line {h.line} ({h.where}): {h.rule} = {MASK}" for h in every[:_MAX_LISTED]]
         if len(every) > _MAX_LISTED:
@@ -167,6 +211,7 @@ class _Scan:
             "commits": commits,
             "in_working_tree": in_tree,
             "still_in_history": in_history,
+            "committed_at_head": at_head,
             "hits": listed,
         }
         distinct = {h.value if h.value else (h.rule, h.line, h.commit) for h in every}

@@ -4,7 +4,8 @@ Exact, not approximate: a registered secret is masked where it occurs — as its
 (JSON-escaped, URL-encoded, base64, quoted) — and so is any fragment of 8 or more characters of a
 credential-like secret, so a secret cut in half or embedded in a URL never leaks either. Text that merely
 shares a few letters with a secret is left alone. A secret that is an everyday word (`postgres`, `2026`)
-is masked only as a whole word, and never inside pipectl's own structure (check ids, run ids, fix commands,
+is masked only as a word of its own — not inside a compound such as `2026-12-01`, `modal-token-secret`,
+`prefect.api` or a path — and never inside pipectl's own structure (check ids, run ids, fix commands,
 config paths), which is registered with `protect`. A password in a URL's user info is masked in any text,
 registered or not. The mask keeps a credential's public prefix (`as-****`, `sk_live_****`).
 """
@@ -39,6 +40,25 @@ class _Span:
 def _word_like(value: str) -> bool:
     """An everyday word or number: only ever masked whole, and never inside pipectl's own structure."""
     return len(value) < FRAGMENT or (len(value) <= 12 and (value.isalpha() or value.isdigit()))
+
+
+_ARMOR = re.compile(r"-----(BEGIN|END)[A-Z0-9 +%]*-----")
+
+
+def _secret_runs(form: str) -> list[tuple[int, int]]:
+    """The stretches of a form whose fragments are secret: not its public prefix (`sb_secret_` would
+    otherwise mask `client_secret_rotation`), not PEM armour lines, which every private key shares."""
+    from pipectl.secrets import public_prefix
+
+    runs, start = [], len(public_prefix(form))
+    if start:
+        start = max(0, start - FRAGMENT + 3)  # a fragment in the prefix counts with 3 secret characters
+    for armor in _ARMOR.finditer(form):
+        if armor.start() > start:
+            runs.append((start, armor.start()))
+        start = max(start, armor.end())
+    runs.append((start, len(form)))
+    return [(a, b) for a, b in runs if b - a >= FRAGMENT]
 
 
 def encodings(value: str) -> set[str]:
@@ -77,8 +97,9 @@ class Redactor:
                 if _word_like(form):
                     self._words.add(form)
                     self._word_re = None
-                else:
-                    for i in range(len(form) - FRAGMENT + 1):
+                    continue
+                for start, end in _secret_runs(form):
+                    for i in range(start, end - FRAGMENT + 1):
                         self._grams[form[i : i + FRAGMENT]] = True
 
     def protect(self, *texts: str | None) -> None:
@@ -136,7 +157,7 @@ class Redactor:
         if self._word_re is None:
             with self._lock:
                 alternatives = "|".join(re.escape(w) for w in sorted(self._words, key=len, reverse=True))
-                self._word_re = re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
+                self._word_re = re.compile(rf"(?<![A-Za-z0-9_./-])(?:{alternatives})(?![A-Za-z0-9_/-])(?!\.\w)")
         return self._word_re
 
     def _protected_spans(self, text: str) -> list[tuple[int, int]]:

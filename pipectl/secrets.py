@@ -122,9 +122,13 @@ def secret_kind(value: object) -> str | None:
         return None
     if embedded_secrets(value):
         return "URL or DSN with a password"
-    from pipectl.secret_scan import token_kind
+    from pipectl.secret_scan import might_contain_secret, scan_lines
 
-    return token_kind(value)
+    text = value.strip()
+    if not might_contain_secret(text):
+        return None
+    hits = scan_lines("value", [(1, text)])  # a token's shape, or `--api-key=<random>` inside a string
+    return hits[0].rule if hits else None
 
 
 def is_secret(key: object, value: object) -> bool:
@@ -159,6 +163,30 @@ def register_environment(environ: Mapping[str, str]) -> None:
     a library or server might echo it."""
     for name, value in environ.items():
         register(name, value)
+
+
+def register_arguments(argv: list[str]) -> None:
+    """Whatever the operator typed that looks like a credential (`sk_live_…` where a block name belongs,
+    `KEY:value` for `KEY=value`) is masked in every message, even one a library writes about bad usage.
+    Only the value part of `KEY=value` / `KEY:value` is taken: the name stays readable."""
+    for arg in argv:
+        for piece in _typed_values(arg):
+            if len(piece) < 8 or is_reference(piece):
+                continue
+            if "://" in piece or "password" in piece.lower():
+                register("argument", piece)
+            elif re.search(r"[A-Za-z]", piece) and re.search(r"\d", piece) and secret_kind(piece):
+                register("argument", piece)
+
+
+def _typed_values(arg: str) -> list[str]:
+    name, sep, value = arg.partition("=")
+    if sep and "://" not in name:
+        arg = value
+    if "://" in arg:
+        return [arg]
+    parts = arg.split(":")
+    return parts[1:] if len(parts) > 1 else parts
 
 
 def fingerprint(value: str) -> str:

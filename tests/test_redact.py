@@ -99,3 +99,22 @@ def test_structured_redaction_keeps_keys_numbers_and_json_valid(tmp_path):
     text = redactor.json_text(json.dumps({"rows": 2024, "dsn": "x:hunter2024x@h", "severity": "P1"}))
     assert json.loads(text) == {"rows": 2024, "dsn": "x:" + MASK + "@h", "severity": "P1"}
     assert redactor.json_text("not json") is None
+
+
+def test_a_public_prefix_and_pem_armour_are_not_secret_fragments():
+    r = Redactor()
+    r.add("sb_" + "secret_" + random_source.token_urlsafe(24))
+    key = "-----BEGIN PRIVATE KEY-----\n" + random_source.token_urlsafe(48) + "\n-----END PRIVATE KEY-----"
+    r.add(key)
+    text = "/srv/client_secret_rotation/pipectl.toml -----BEGIN PRIVATE KEY----- is a header"
+    assert r(text) == text
+    assert MASK in r(key) and "BEGIN PRIVATE KEY" in r(key)
+
+
+def test_an_everyday_word_secret_is_left_inside_compounds():
+    r = Redactor()
+    for word in ("2026", "secret", "internal", "prefect"):
+        r.add(word)
+    text = "started 2026-12-01T15:00:00 block modal-token-secret path /x/internal/journal.sqlite3 prefect.api"
+    assert r(text) == text
+    assert r("password: secret, year 2026. internal") == f"password: {MASK}, year {MASK}. {MASK}"

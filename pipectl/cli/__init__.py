@@ -16,11 +16,12 @@ import typer
 
 from pipectl import __version__
 from pipectl.cli import catalog, doctor, history, operate, repairs, reset
-from pipectl.cli.playbook import playbook_app
 from pipectl.cli.common import remember_invocation
+from pipectl.cli.playbook import playbook_app
 from pipectl.cli.sandbox import sandbox_app
 from pipectl.errors import PipectlError
 from pipectl.redact import RedactingFilter, redactor
+
 
 def _optional_click_exception() -> type[Exception] | None:
     try:
@@ -71,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: every error ends as one redacted line on stderr and a documented exit code."""
     _configure_logging()
     remember_invocation(sys.argv[1:] if argv is None else argv)
+    if any(len(arg) >= 8 for arg in (sys.argv[1:] if argv is None else argv)):
+        from pipectl.secrets import register_arguments
+
+        register_arguments(sys.argv[1:] if argv is None else argv)
     try:
         with _sigterm_interrupts():
             result = app(args=argv, prog_name="pipectl", standalone_mode=False)

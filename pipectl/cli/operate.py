@@ -81,13 +81,13 @@ def _not_json(name: str) -> object:
 def _params(specs: list[str]) -> dict[str, object]:
     """`k=v` pairs, v parsed as JSON when it is JSON; a credential is refused (parameters are plain text)."""
     from pipectl.errors import UsageError
-    from pipectl.repairs.secrets import refuse_plaintext
+    from pipectl.repairs.secrets import name_part, refuse_plaintext
 
     params: dict[str, object] = {}
     for spec in specs:
         key, sep, raw = spec.partition("=")
         if not sep or not key:
-            raise UsageError(f"--param {spec!r}: expected k=v")
+            raise UsageError(f"--param {name_part(spec)!r}…: expected k=v")
         try:
             params[key] = json.loads(raw, parse_constant=_not_json)
         except ValueError:  # plain text, and NaN/Infinity, which JSON does not have

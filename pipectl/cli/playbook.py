@@ -27,8 +27,8 @@ def run(
     """Plan every step, confirm once, then apply and verify each; a failed verify stops the run."""
     from pipectl.config_load import environment
     from pipectl.errors import PipectlError, UsageError
-    from pipectl.interface import PlaybookContext
     from pipectl.identity import identity_of
+    from pipectl.interface import PlaybookContext
     from pipectl.journal import Journal
     from pipectl.playbook import run_playbook
     from pipectl.registry import load_playbooks

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,13 @@ _SAFE_CONFIG = (
     "core.quotePath=false", "core.fsmonitor=false", f"core.bigFileThreshold={MAX_FILE_BYTES}",
     "diff.noprefix=false", "diff.relative=false", "log.showSignature=false", "color.ui=false",
 )  # fmt: skip
+_UNREADABLE = re.compile(
+    r"(unable to|[Cc]ould not) (read|unpack)|corrupt|inflate|(bad|invalid) object|missing (blob|tree)"
+)
+"""What git says when an object it needs is missing or damaged."""
+_OBJECT_ID = re.compile(r"\b[0-9a-f]{40}(?:[0-9a-f]{24})?\b")
+_MAX_STALLS = 3
+"""Failures in a row before any commit is shown (a missing tree) after which the history scan gives up."""
 _DROPPED_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_NAMESPACE",
                 "GIT_CEILING_DIRECTORIES", "GIT_EXTERNAL_DIFF", "GIT_PAGER", "PAGER")  # fmt: skip
 
@@ -53,7 +61,8 @@ class History:
     """Streams the added lines of the newest commits of every ref. Iterate once.
 
     `commits` counts the commits seen so far; `truncated` is True when the deadline stopped git before it
-    had shown every commit asked for.
+    had shown every commit asked for. An object git cannot read (missing or corrupt) ends git's walk: it
+    is listed in `unreadable` and the walk resumes after the commit that needed it.
     """
 
     root: Path
@@ -61,35 +70,69 @@ class History:
     deadline: float
     commits: int = 0
     truncated: bool = False
+    unreadable: list[str] = field(default_factory=list)
+    _last: str = field(default="", repr=False)
     _proc: subprocess.Popen | None = field(default=None, repr=False)
 
     def __iter__(self) -> Iterator[FilePatch]:
-        args = ["log", "--all", "-p", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames",
-                "--unified=0", "--diff-filter=d", "--src-prefix=a/", "--dst-prefix=b/",
-                "--format=format:%x00%H", f"--max-count={self.max_commits}"]  # fmt: skip
-        stderr = tempfile.TemporaryFile()
-        proc = subprocess.Popen(_command(self.root, args), stdout=subprocess.PIPE, stderr=stderr,
-                                stdin=subprocess.DEVNULL, env=_env())  # fmt: skip
-        self._proc = proc
         watchdog = threading.Timer(max(self.deadline - time.monotonic(), 0.0), self._stop)
         watchdog.daemon = True
         watchdog.start()
         try:
-            yield from self._parse(proc)
-            proc.wait()
-            if proc.returncode and not self.truncated:
-                stderr.seek(0)
-                message = stderr.read().decode("utf-8", "replace").strip().splitlines()
-                if "does not have any commits" in " ".join(message) or not message:
-                    return  # a repository without commits has no history to scan
-                raise ConnectorError(f"git log failed in {self.root}: {message[-1]}")
+            skip = stalled = 0
+            walk_order: list[str] = []
+            while self.commits < self.max_commits and not self.truncated:
+                before = self.commits
+                error = yield from self._walk(skip)
+                if error is None or self.truncated:
+                    return
+                if not _UNREADABLE.search(error):
+                    raise ConnectorError(f"git log failed in {self.root}: {error.splitlines()[-1]}")
+                named = _OBJECT_ID.findall(error) or [error.splitlines()[-1][:200]]
+                self.unreadable += [name for name in dict.fromkeys(named) if name not in self.unreadable]
+                walk_order = walk_order or self._walk_order()
+                # git shows a commit's header before reading its blobs: go on after that commit (`--skip`
+                # counts every commit walked, shown or not); no header means it failed earlier (a missing
+                # tree): step one commit further, a few times at most
+                stalled = stalled + 1 if self.commits == before else 0
+                if stalled > _MAX_STALLS or (not stalled and self._last not in walk_order):
+                    return
+                skip = skip + 1 if stalled else walk_order.index(self._last) + 1
         finally:
             watchdog.cancel()
-            if proc.poll() is None:
-                proc.kill()
+
+    def _walk_order(self) -> list[str]:
+        timeout = max(self.deadline - time.monotonic(), 0.1)
+        try:
+            return _run(self.root, ["rev-list", "--all"], timeout).decode().split()
+        except (_GitFailed, Unreachable):
+            return []
+
+    def _walk(self, skip: int) -> Generator[FilePatch, None, str | None]:
+        """One `git log` from the `skip`-th commit on; returns its error output when it failed."""
+        args = ["log", "--all", "-p", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames",
+                "--unified=0", "--diff-filter=d", "--src-prefix=a/", "--dst-prefix=b/",
+                "--format=format:%x00%H", f"--max-count={self.max_commits - self.commits}",
+                f"--skip={skip}"]  # fmt: skip
+        with tempfile.TemporaryFile() as stderr:
+            proc = subprocess.Popen(_command(self.root, args), stdout=subprocess.PIPE, stderr=stderr,
+                                    stdin=subprocess.DEVNULL, env=_env())  # fmt: skip
+            self._proc = proc
+            try:
+                yield from self._parse(proc)
                 proc.wait()
-            proc.stdout.close()  # type: ignore[union-attr]
-            stderr.close()
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                proc.stdout.close()  # type: ignore[union-attr]
+            if not proc.returncode or self.truncated:
+                return None
+            stderr.seek(0)
+            message = stderr.read().decode("utf-8", "replace").strip()
+        if not message or "does not have any commits" in message:
+            return None  # a repository without commits has no history to scan
+        return message
 
     def _stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -121,6 +164,7 @@ class History:
                     yield FilePatch(commit, path, lines)
                 commit, path, lines = raw[1:].strip().decode("ascii", "replace"), None, []
                 self.commits += 1
+                self._last = commit
             elif raw.startswith(b"diff --git "):
                 if path and lines:
                     yield FilePatch(commit, path, lines)
@@ -177,13 +221,49 @@ def history(root: Path, max_commits: int, deadline: float) -> History:
     return History(root, max_commits, deadline)
 
 
+def committed_texts(root: Path, paths: list[str], timeout: float) -> tuple[dict[str, str], dict[str, str]]:
+    """Each path's text as committed at HEAD (left out when HEAD lacks it, or it is binary or too large),
+    and path → object id for those HEAD has but git cannot read (missing or corrupt)."""
+    listed = _run_full(root, ["ls-tree", "-r", "-z", "--full-tree", "HEAD"], timeout)
+    problem = listed.stderr.decode("utf-8", "replace")
+    if _UNREADABLE.search(problem):  # part of HEAD's tree cannot be read: a path may be in it, assume so
+        tree = next(iter(_OBJECT_ID.findall(problem)), "HEAD^{tree}")
+        return {}, {path: tree for path in paths}
+    if listed.returncode:
+        return {}, {}  # no commit yet
+    listing = _split(listed.stdout)
+    wanted, blobs = set(paths), dict[str, list[str]]()
+    for meta, _, path in (entry.partition("\t") for entry in listing):
+        if path in wanted and meta.split(" ")[1:2] == ["blob"]:
+            blobs.setdefault(meta.split(" ")[2], []).append(path)
+    texts: dict[str, str] = {}
+    unreadable: dict[str, str] = {}
+    pending = list(blobs)
+    while pending:
+        request = "".join(f"{oid}\n" for oid in pending).encode()
+        try:
+            answers, done = _read_batch(_run(root, ["cat-file", "--batch"], timeout, request)), True
+        except _GitFailed as exc:  # died at an object it cannot read: ask again for the ones after it
+            answers, done = _read_batch(exc.stdout), False
+            answers.update({oid: None for oid in pending[len(answers) : len(answers) + 1]})
+        for oid, data in answers.items():
+            for path in blobs[oid]:
+                if data is None:
+                    unreadable[path] = oid
+                elif len(data) <= MAX_FILE_BYTES and b"\x00" not in data[:_BINARY_SNIFF]:
+                    texts[path] = data.decode("utf-8", "replace")
+        pending = [] if done else pending[len(answers) :]
+    return texts, unreadable
+
+
 # --- plumbing ------------------------------------------------------------------------------------------
 
 
 class _GitFailed(Exception):
-    def __init__(self, stderr: str) -> None:
+    def __init__(self, stderr: str, stdout: bytes = b"") -> None:
         super().__init__(stderr)
         self.stderr = stderr
+        self.stdout = stdout
 
     @property
     def first_line(self) -> str:
@@ -202,17 +282,25 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _run(root: Path, args: list[str], timeout: float) -> bytes:
+def _run(root: Path, args: list[str], timeout: float, data: bytes | None = None) -> bytes:
+    result = _run_full(root, args, timeout, data)
+    if result.returncode:
+        raise _GitFailed(result.stderr.decode("utf-8", "replace"), result.stdout)
+    return result.stdout
+
+
+def _run_full(
+    root: Path, args: list[str], timeout: float, data: bytes | None = None
+) -> subprocess.CompletedProcess:
+    feed = {"stdin": subprocess.DEVNULL} if data is None else {"input": data}
     try:
-        result = subprocess.run(_command(root, args), capture_output=True, timeout=timeout,
-                                stdin=subprocess.DEVNULL, env=_env())  # fmt: skip
+        result = subprocess.run(_command(root, args), capture_output=True, timeout=timeout, env=_env(),
+                                check=False, **feed)  # type: ignore[call-overload]  # fmt: skip
     except FileNotFoundError:
         raise ConnectorError("git is not installed (or not on PATH)") from None
     except subprocess.TimeoutExpired:
         raise Unreachable(f"git {args[0]} did not finish within {timeout:g}s in {root}") from None
-    if result.returncode:
-        raise _GitFailed(result.stderr.decode("utf-8", "replace"))
-    return result.stdout
+    return result
 
 
 def _split(output: bytes) -> list[str]:
@@ -239,3 +327,20 @@ def _hunk_header(raw: bytes) -> tuple[int, int, int]:
         return old_count, int(start), int(count) if count else 1
     except (ValueError, IndexError):
         return 0, 0, 0
+
+
+def _read_batch(out: bytes) -> dict[str, bytes | None]:
+    """Object id → content from `cat-file --batch` output (None for a missing object), in order, up to
+    where the output ends or breaks off."""
+    answers: dict[str, bytes | None] = {}
+    position = 0
+    while (end := out.find(b"\n", position)) >= 0:
+        header, position = out[position:end].decode("ascii", "replace").split(" "), end + 1
+        if len(header) == 2 and header[1] == "missing":
+            answers[header[0]] = None
+            continue
+        if len(header) != 3 or not header[2].isdigit() or len(out) < position + int(header[2]):
+            break
+        answers[header[0]] = out[position : position + int(header[2])]
+        position += int(header[2]) + 1
+    return answers

@@ -19,6 +19,7 @@ from pipectl.repairs.register import missing_deployment
 from pipectl.repairs.secrets import (
     block_name_for,
     block_template,
+    name_part,
     refuse_plaintext,
     secret_leaves,
     template_block,
@@ -38,11 +39,11 @@ def parse_env(specs: Sequence[str], environ: Mapping[str, str]) -> tuple[dict[st
     for spec in specs:
         key, sep, value = spec.partition("=")
         if not sep or not _KEY.match(key):
-            raise UsageError(f"--env {spec.split('=')[0]!r}: expected KEY=secret:BLOCK, KEY=env:NAME or KEY=value")
+            raise UsageError(f"--env {name_part(spec)!r}…: expected KEY=secret:BLOCK, KEY=env:NAME or KEY=value")
         if value.startswith("secret:"):
             block = value.removeprefix("secret:")
             if not re.fullmatch(r"[A-Za-z0-9_-]+", block):
-                raise UsageError(f"--env {key}: {block!r} is not a Secret block name")
+                raise UsageError(f"--env {key}: {name_part(block)!r}… is not a Secret block name")
             result[key] = block_template(block)
             continue
         if value.startswith("env:"):
@@ -50,7 +51,7 @@ def parse_env(specs: Sequence[str], environ: Mapping[str, str]) -> tuple[dict[st
             if not environ.get(name):
                 raise UsageError(f"--env {key}: environment variable {name} is not set")
             value = environ[name]
-            if secret_leaves(value, key):
+            if secret_leaves(value, key) or secrets.is_secret_key(name):
                 secrets.register(key, value)
                 blocks[block_name_for(key)] = value
                 result[key] = block_template(block_name_for(key))
@@ -66,7 +67,7 @@ def parse_job_variables(specs: Sequence[str]) -> dict[str, Any]:
     for spec in specs:
         path, sep, raw = spec.partition("=")
         if not sep or not all(_KEY.match(p) or re.fullmatch(r"[A-Za-z0-9_-]+", p) for p in path.split(".")):
-            raise UsageError(f"--job-variable {path!r}: expected PATH=JSON, e.g. env.LOG_LEVEL=\"DEBUG\"")
+            raise UsageError(f"--job-variable {name_part(path)!r}…: expected PATH=JSON, e.g. env.LOG_LEVEL=\"DEBUG\"")
         try:
             value = json.loads(raw, parse_constant=_no_constant)
         except json.JSONDecodeError:

@@ -33,6 +33,7 @@ class RegisterDeployment(Repair):
         if missing:
             raise UsageError(f"deployment {name} in {config.source.path} lacks {', '.join(missing)}: "
                              "pipectl needs them to register it")
+        _refuse_credentials(config, entry)
         self.config, self.entry = config, entry
         self._api = (config.prefect.api_url, config.prefect.api_key)
 
@@ -64,3 +65,24 @@ class RegisterDeployment(Repair):
             return Outcome(False, f"{self.entry.name} registered on pool {found.work_pool_name}, "
                                   f"not {self.entry.work_pool}")
         return Outcome(True, f"{self.entry.name} is registered on pool {found.work_pool_name}")
+
+
+def _refuse_credentials(config: PipelineConfig, entry) -> None:
+    """A registered deployment's job variables are readable by anyone who can read it: a credential in the
+    config's entry (a value shaped like one, or an `env:` reference to one) must be a Secret block there."""
+    from pipectl import secrets
+    from pipectl.repairs.secrets import block_name_for, block_template, secret_leaves
+
+    index = config.prefect.deployments.index(entry)
+    prefix = f"prefect.deployments[{index}].job_variables."
+    referenced = {k.removeprefix(prefix): v for k, v in config.source.references.items() if k.startswith(prefix)}
+    found = [path for path, name in referenced.items() if secrets.is_secret_key(name)]
+    found += [path for path, _ in secret_leaves(entry.job_variables, "") if path not in found]
+    if found:
+        path = found[0]
+        variable = referenced.get(path) or path.rsplit(".", 1)[-1].upper()
+        block = block_name_for(variable)
+        raise UsageError(f"deployment {entry.name}: job_variables.{path} in {config.source.path} is a credential "
+                         f"that would be written into the deployment as plain text; write "
+                         f"\"{block_template(block)}\" there instead and store the value with "
+                         f"`pipectl secret set {block} --from-env {variable}`")

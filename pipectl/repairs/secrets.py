@@ -37,6 +37,11 @@ def variable_for(path: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_").upper() or "SECRET"
 
 
+def name_part(spec: str) -> str:
+    """The leading name of a malformed `KEY=value` spec: what an error may echo (never what follows)."""
+    return re.match(r"[A-Za-z0-9_.\-\[\]]{0,40}", spec).group(0)
+
+
 def secret_leaves(value: Any, path: str) -> list[tuple[str, str]]:
     """(path, value) of every secret string inside a value, by its own key's name or by its shape."""
     if isinstance(value, dict):

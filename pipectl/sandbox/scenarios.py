@@ -76,13 +76,19 @@ def missing_aws_env(layout: Layout, state: SandboxState) -> None:
 
 
 def leaked_credentials(layout: Layout, state: SandboxState) -> None:
-    from pipectl.sandbox.layout import AWS_KEY_ID, AWS_SECRET
+    import secrets as random_source
+    import string
 
+    def drawn(alphabet: str, n: int) -> str:  # fresh each drill: random, so no one's real key, yet key-shaped
+        return "".join(random_source.choice(alphabet) for _ in range(n))
+
+    upper = string.ascii_uppercase + "234567"
     notes = layout.repo / "RAILWAY_QUICK_DEPLOY.md"
     notes.write_text(
         "# Quick deploy\n\nSet these on the service:\n\n"
-        f"AWS_DEFAULT_ACCESS_KEY_ID={AWS_KEY_ID}\nAWS_DEFAULT_SECRET_ACCESS_KEY={AWS_SECRET}\n"
-        f"MODAL_TOKEN_ID={'ak-' + 'EXAMPLE' * 3}\n"
+        f"AWS_DEFAULT_ACCESS_KEY_ID={'AKIA' + drawn(upper, 16)}\n"
+        f"AWS_DEFAULT_SECRET_ACCESS_KEY={drawn(string.ascii_letters + string.digits + '/+', 40)}\n"
+        f"MODAL_TOKEN_ID={'ak-' + drawn(string.ascii_letters + string.digits, 22)}\n"
     )
     stack.git(layout.repo, "add", notes.name)
     stack.git(layout.repo, "commit", "-q", "-m", "Add quick deploy notes")
@@ -109,7 +115,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("missing-aws-env", "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not set for the pipeline.",
              missing_aws_env),
     Scenario("leaked-credentials", "Credentials were committed to the repository and deleted later: still in "
-             "its history (obviously fake example values).", leaked_credentials),
+             "its history (random values of the right shape, drawn for the drill).", leaked_credentials),
     Scenario("stuck-in-progress", "Every row has sat IN_PROGRESS for 45 minutes: the Modal workers died.",
              stuck_in_progress),
 )}
