@@ -29,3 +29,24 @@ def test_bad_input_is_one_line_and_exit_2(run_cli, write_config, args, message):
     assert message in err
     assert len(err.strip().splitlines()) == 1
     assert "Traceback" not in err
+
+
+def fresh_stripe_key() -> str:
+    import secrets
+
+    return "sk_" + "live_" + secrets.token_hex(16)
+
+
+@pytest.mark.parametrize("args", [
+    ["secret", "set", "stripe-key", "{v}", "--config", "CONFIG"],  # the value where only a name belongs
+    ["patch", "a/b", "--env", "STRIPE_KEY:{v}", "--config", "CONFIG"],  # `:` typed for `=`
+    ["patch", "a/b", "--job-variable", 'env.SLACK_TOKEN:"{v}"', "--config", "CONFIG"],
+    ["trigger", "a/b", "--param", "api_token:{v}", "--config", "CONFIG"],
+])
+def test_a_credential_typed_in_the_wrong_place_is_never_echoed(run_cli, write_config, args):
+    value = fresh_stripe_key()
+    config = write_config('pipeline = "t"\n')
+    code, out, err = run_cli(*[str(config) if a == "CONFIG" else a.format(v=value) for a in args])
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1
+    assert not [value[i : i + 8] for i in range(8, len(value) - 7) if value[i : i + 8] in out + err]

@@ -126,7 +126,7 @@ def _configure_logging() -> None:
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("pipectl: %(levelname)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
-    logging.getLogger("psycopg").addFilter(_InterruptedRollback())
+    handler.addFilter(_InterruptedRollback())
 
 
 class _InterruptedRollback(logging.Filter):

@@ -87,6 +87,7 @@ class ResetRows(Repair):
         self.where: dict[str, Any] = {table.group_by[0]: step} if step is not None else {}
         self._plan = None
         self._moved = 0
+        self._in_flight = 0
         self._limit_reached = False
 
     @property
@@ -147,8 +148,10 @@ class ResetRows(Repair):
 
         def intended(ids: list[Any]) -> None:
             journal.record("intent", batch_record(ids, len(batches) + 1))
+            self._in_flight = len(ids)
 
         def committed(ids: list[Any]) -> None:
+            self._in_flight = 0
             batches.append(len(ids))
             self._moved += len(ids)
             recorder.record(batch_record(ids, len(batches)))
@@ -191,8 +194,10 @@ class ResetRows(Repair):
                               "another transaction, or put back meanwhile); run the same command again", details)
 
     def committed(self) -> str:
-        return (f"{self._moved} row(s) were reset in committed batches and are journaled (`pipectl undo` puts "
-                "them back); the rest were not touched")
+        flight = (f", and the batch of {self._in_flight} in flight when it stopped may have committed too"
+                  if self._in_flight else "")
+        return (f"{self._moved} row(s) were reset in committed batches{flight}; all are journaled (`pipectl undo` "
+                "puts them back); the rest were not touched")
 
     def _check_target_status(self) -> None:
         """`--to PENDNG` would park rows where nothing picks them up: only statuses in use or configured."""

@@ -7,6 +7,7 @@ Whatever the instant, the journal holds every batch that may have committed (wri
 from __future__ import annotations
 
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -16,37 +17,9 @@ import pytest
 
 from pipectl.journal import Journal
 from tests.conftest import python_env
-from tests.repairs.test_reset import SCHEMA, add, counts
-
-pytest_plugins = ["tests.fixtures.postgres"]
+from tests.repairs.test_reset import add, counts
 
 ROWS, BATCH = 3_000, 50
-CONFIG = """
-pipeline = "faults"
-[database]
-dsn = "env:DATABASE_URL"
-[[state_tables]]
-table = "workflow_states"
-group_by = ["step_name"]
-stuck_after = { PENDING = "10m", QUEUED = "5m" }
-"""
-
-
-@pytest.fixture
-def db(pg_dsn):
-    import psycopg
-
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(SCHEMA)
-        yield conn
-
-
-@pytest.fixture
-def config_path(tmp_path, monkeypatch, pg_dsn):
-    monkeypatch.setenv("DATABASE_URL", pg_dsn)
-    path = tmp_path / "pipectl.toml"
-    path.write_text(CONFIG)
-    return path
 
 
 def start_reset(config_path: Path, journal: Path) -> subprocess.Popen:
@@ -91,37 +64,30 @@ def test_kill_9_at_twenty_random_instants_never_loses_a_committed_row_to_undo(db
     assert sum(1 for committed, _ in outcomes if 0 < committed < ROWS) >= 10  # most kills landed mid-reset
 
 
-def test_ctrl_c_stops_at_a_safe_point_says_what_committed_and_records_it(db, config_path, tmp_path, run_cli):
-    add(db, "enrich", "QUEUED", ROWS, 20)
-    journal = tmp_path / "journal.sqlite3"
-    proc = start_reset(config_path, journal)
-    while proc.poll() is None and moved(db) < ROWS // 3:
-        pass
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    if proc.returncode == 0:
-        pytest.fail("the reset finished before the interrupt arrived")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_stops_at_a_safe_point_says_what_committed_and_records_it(db, config_path, tmp_path, run_cli,
+                                                                               sig):
+    for attempt in range(5):  # on a loaded machine the reset may outrun the signal: then a fresh try
+        db.execute("TRUNCATE workflow_states")
+        add(db, "enrich", "QUEUED", ROWS, 20)
+        journal = tmp_path / f"journal-{attempt}.sqlite3"
+        proc = start_reset(config_path, journal)
+        while proc.poll() is None and moved(db) < ROWS // 10:
+            pass
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        if proc.returncode != 0:
+            break
     committed = moved(db)
     assert proc.returncode == 130
     assert f"interrupted during: reset {ROWS} row(s)" in err
-    assert f"{committed} row(s) were reset in committed batches" in err
+    said = re.search(r"(\d+) row\(s\) were reset in committed batches(?:, and the batch of (\d+) in flight)?", err)
+    assert said, err
+    told, in_flight = int(said.group(1)), int(said.group(2) or 0)
+    assert told <= committed <= told + in_flight  # the signal may land between a commit and its confirmation
     assert "WARNING" not in err and "Traceback" not in err
     (run,) = Journal(journal).runs()
     last = Journal(journal).events(run.id, "outcome")[-1].data
     assert last["result"] == "interrupted" and last["ok"] is False
     undo_all(run_cli, config_path, journal)
     assert counts(db) == {"QUEUED": ROWS}
-
-
-def test_sigterm_is_an_interrupt_too(db, config_path, tmp_path):
-    add(db, "enrich", "QUEUED", ROWS, 20)
-    journal = tmp_path / "journal.sqlite3"
-    proc = start_reset(config_path, journal)
-    while proc.poll() is None and moved(db) < ROWS // 3:
-        pass
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "terminated (SIGTERM)" in err or "interrupted during" in err
-    (run,) = Journal(journal).runs()
-    assert Journal(journal).events(run.id, "outcome")[-1].data["result"] == "interrupted"

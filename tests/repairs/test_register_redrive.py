@@ -55,3 +55,22 @@ def test_a_rate_sqs_refuses_is_refused_at_plan_time(sandbox, run_cli, tmp_path):
                              str(sandbox.config_path), "--journal", str(tmp_path / "j"))
     assert code == 2
     assert "--rate 9999: SQS moves 1 to 500 messages per second" in err
+
+
+def test_register_refuses_a_credential_in_the_config_entry(sandbox, run_cli, tmp_path, monkeypatch):
+    import secrets
+    import shutil
+
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_" + secrets.token_hex(18))
+    shutil.copy(sandbox.layout.env_file, tmp_path / "sandbox.env")
+    text = sandbox.config_path.read_text().replace(
+        f'name = "{PROCESS_JOB}"', f'name = "{PROCESS_JOB}"\njob_variables = {{ env = {{ GITHUB_TOKEN = '
+                                   '"env:GITHUB_TOKEN", LOG_LEVEL = "INFO" } }', 1)
+    config = tmp_path / "pipectl.toml"
+    config.write_text(text.replace('env_file = "sandbox.env"', 'env_file = "sandbox.env"'))
+    code, _, err = run_cli("deploy", "register", PROCESS_JOB, "--config", str(config), "--yes",
+                           "--journal", str(tmp_path / "j"))
+    assert code == 2, err
+    assert "job_variables.env.GITHUB_TOKEN" in err and "would be written into the deployment as plain text" in err
+    assert '"{{ prefect.blocks.secret.github-token }}"' in err
+    assert "pipectl secret set github-token --from-env GITHUB_TOKEN" in err

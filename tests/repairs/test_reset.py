@@ -19,46 +19,8 @@ from pipectl.repairs.reset import ResetRows
 
 pytest_plugins = ["tests.fixtures.postgres"]
 
-SCHEMA = """
-CREATE TABLE workflow_states (
-    id bigserial PRIMARY KEY,
-    step_name text NOT NULL,
-    status text NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX workflow_states_stuck_idx ON workflow_states (status, step_name, updated_at);
-CREATE TABLE jobs (id bigserial PRIMARY KEY, status text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
-"""
-CONFIG = """
-pipeline = "reset-test"
-
-[database]
-dsn = "env:DATABASE_URL"
-
-[[state_tables]]
-table = "workflow_states"
-group_by = ["step_name"]
-stuck_after = { PENDING = "10m", QUEUED = "5m" }
-"""
 LOST = re.compile(r"^connection to the database lost during batch (\d+); (\d+) rows were reset in committed batches; "
                   r"run the same command again to finish$")
-
-
-@pytest.fixture
-def db(pg_dsn):
-    import psycopg
-
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(SCHEMA)
-        yield conn
-
-
-@pytest.fixture
-def config_path(tmp_path, monkeypatch, pg_dsn):
-    monkeypatch.setenv("DATABASE_URL", pg_dsn)
-    path = tmp_path / "pipectl.toml"
-    path.write_text(CONFIG)
-    return path
 
 
 def config(dsn: str, **table) -> PipelineConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -90,7 +91,7 @@ def test_leaked_credentials_stay_in_history(sandbox):
     repo = sandbox.layout.repo
     assert not (repo / "RAILWAY_QUICK_DEPLOY.md").exists()
     history = subprocess.run(["git", "log", "--all", "-p"], cwd=repo, capture_output=True, text=True).stdout
-    assert "AKIAIOSFODNN7EXAMPLE" in history
+    assert re.search(r"^-AWS_DEFAULT_ACCESS_KEY_ID=AKIA[A-Z2-7]{16}$", history, re.MULTILINE)  # deleted, still there
 
 
 def test_stuck_in_progress(sandbox):
