@@ -9,7 +9,8 @@ state:
 
 - raw:     ONE `UPDATE t SET status = 'PENDING', updated_at = now() WHERE status = 'QUEUED'` (psycopg);
 - pipectl: `ResetRows(...).apply(...)` with a throwaway Journal in a temp dir — the batched
-           compare-and-set, with a journal event per committed batch (plan and verify timed apart).
+           compare-and-set, with a write-ahead intent before each batch's commit and a journal event
+           after it (plan and verify timed apart).
 
 Prints rows/s for both, the ratio (target ≥ 0.8×) and the longest batch transaction (target < 1 s).
 """
@@ -73,7 +74,8 @@ def pipectl_reset(dsn: str, batch_size: int) -> dict[str, float]:
     from pipectl.repair import JournalRun
     from pipectl.repairs.reset import ResetRows
 
-    config = PipelineConfig(database={"dsn": dsn}, state_tables=[{"table": TABLE, "group_by": ["step_name"]}])
+    config = PipelineConfig(database={"dsn": dsn}, state_tables=[
+        {"table": TABLE, "group_by": ["step_name"], "stuck_after": {"QUEUED": "10m", "PENDING": "10m"}}])
     with tempfile.TemporaryDirectory() as tmp:
         book = Journal(Path(tmp) / "journal.sqlite3")
         run = JournalRun(book, book.start("bench", "bench"))

@@ -113,6 +113,7 @@ class Journal:
         private_file(self.path, siblings=("-wal", "-shm", "-journal"))  # 0600 before SQLite opens it
         self._clock = clock
         with self._db() as db:
+            db.execute("PRAGMA journal_mode = WAL")  # one writer, readers never wait; kept in the file
             db.executescript(_SCHEMA)
             for table, columns in _COLUMNS.items():
                 have = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
@@ -126,6 +127,7 @@ class Journal:
         refuse_symlink(self.path)  # also if swapped for one since __init__
         db = sqlite3.connect(self.path, timeout=10)
         db.row_factory = sqlite3.Row
+        db.execute("PRAGMA synchronous = NORMAL")  # with WAL: a killed pipectl loses nothing it committed
         return db
 
     @contextlib.contextmanager
@@ -172,9 +174,10 @@ class Journal:
         if kind not in KINDS:
             raise ValueError(f"unknown journal event kind {kind!r}")
         at = self._clock().isoformat()
+        safe = [_safe(data) for data in items]  # before the lock: classifying a batch takes a few ms
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")  # one writer at a time: the chain has one end
-            self._append(db, run_id, at, kind, [_safe(data) for data in items])
+            self._append(db, run_id, at, kind, safe)
             db.execute("COMMIT")
 
     @staticmethod
@@ -182,7 +185,7 @@ class Journal:
         last = db.execute("SELECT hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         previous = last["hash"] if last else ""
         for item in items:
-            data = json.dumps(item, sort_keys=True)
+            data = json.dumps(item, sort_keys=True, default=str)
             previous = chain_hash(previous, run_id, at, kind, data)
             db.execute("INSERT INTO events (run_id, at, kind, data, hash) VALUES (?, ?, ?, ?, ?)",
                        (run_id, at, kind, data, previous))
@@ -221,11 +224,27 @@ class Journal:
             return db.execute("SELECT * FROM runs").fetchall()
 
 
+def changes_of(events: list[Event]) -> list[Event]:
+    """The run's changes, their row ids taken from the write-ahead intents, plus every batch journaled as
+    intended but never confirmed (pipectl was killed between its commit and its confirmation): those rows
+    may be committed, and the compare-and-set of the undo leaves them alone where they are not."""
+    intents = {(e.data.get("table"), e.data.get("batch")): e for e in events if e.kind == "intent"}
+    result = []
+    for event in events:
+        if event.kind != "change":
+            continue
+        intent = intents.pop((event.data.get("table"), event.data.get("batch")), None)
+        if event.data.get("kind") == "rows" and "ids" not in event.data and intent is not None:
+            event = Event(event.seq, event.run_id, event.at, event.kind, {**event.data, "ids": intent.data["ids"]})
+        result.append(event)
+    return sorted(result + list(intents.values()), key=lambda e: e.seq)
+
+
 def _safe(data: dict[str, Any]) -> Any:
     """JSON-ready, every credential (by name or shape) replaced by its fingerprint, the rest redacted."""
     from pipectl.secrets import scrub
 
-    return redactor.data(scrub(json.loads(json.dumps(data, default=str))))
+    return redactor.data(scrub(data))  # values JSON cannot hold (uuids, times) become text when stored
 
 
 def _user() -> str:

@@ -178,6 +178,8 @@ class Redactor:
         if isinstance(value, dict):
             return {k: self.data(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
+            if only_numbers(value):
+                return list(value)  # nothing to redact
             return [self.data(v) for v in value]
         return value
 
@@ -191,6 +193,14 @@ class Redactor:
         except ValueError:
             return None
         return json.dumps(self.data(document), indent=2) + "\n"
+
+
+_NUMBER_TYPES = frozenset({int, float, bool, type(None)})
+
+
+def only_numbers(values: list | tuple) -> bool:
+    """True for a list holding no text at all (a batch's row ids): checked at C speed, without a loop."""
+    return set(map(type, values)) <= _NUMBER_TYPES
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from pipectl.redact import only_numbers, redactor
+
 _STRONG_WORDS = {
     "secret", "secrets", "password", "passwd", "pwd", "passphrase", "credential", "credentials", "apikey",
     "secretkey", "authtoken", "accesstoken", "privatekey", "dsn",
@@ -101,6 +103,8 @@ def url_password(url: str) -> str | None:
 def embedded_secrets(text: str) -> list[str]:
     """The credential parts inside a URL or DSN: its password, and query values named like credentials."""
     found: list[str] = []
+    if "://" not in text and "=" not in text:
+        return found
     password = url_password(text)
     if password:
         found.append(password)
@@ -152,8 +156,6 @@ def secret_parts(key: object, value: object) -> list[str]:
 
 def register(key: object, value: object) -> None:
     """Hand the secret parts of a value to the redactor before anything can print them."""
-    from pipectl.redact import redactor
-
     for part in secret_parts(key, value):
         redactor.add(part)
 
@@ -208,17 +210,21 @@ def scrub(data: Any, key: str | None = None) -> Any:
     """The same structure with every secret value (by key or by shape) replaced by its placeholder, and
     every secret part registered with the redactor (a URL with a password is replaced whole, so what is
     journaled is never a half-masked value someone could write back)."""
-    from pipectl.redact import redactor
-
     if isinstance(data, Mapping):
         return {k: scrub(v, str(k)) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
+        if only_numbers(data) or _row_ids(key, data):  # a batch's 20,000 row ids
+            return list(data)
         return [scrub(v, key) for v in data]
-    if not isinstance(data, str):
-        return data
-    if is_reference(data):
+    if not isinstance(data, str) or is_reference(data):
         return data
     parts = secret_parts(key, data)
     for part in parts:
         redactor.add(part)
     return placeholder(data) if parts else data
+
+
+def _row_ids(key: str | None, data: list | tuple) -> bool:
+    """Values of a table's id column (`ids`, `row_ids`): identifiers the database chose, not credentials."""
+    return bool(key) and words(key)[-1:] == ["ids"] and set(map(type, data)) <= {str, int} \
+        and max(map(len, map(str, data)), default=0) <= 64

@@ -107,8 +107,8 @@ def undo(
     """Revert what a run changed, where nobody has changed it since (compare-and-set again)."""
     from pipectl.errors import UsageError
     from pipectl.identity import identity_of
-    from pipectl.journal import Journal
-    from pipectl.repairs.undo import UndoRun, undoable
+    from pipectl.journal import Journal, changes_of
+    from pipectl.repairs.undo import UndoRun
 
     book = Journal(journal)
     run = book.run(run_id)
@@ -119,7 +119,7 @@ def undo(
     if not _same(run, here):
         raise UsageError(f"run {run_id} acted on pipeline {run.pipeline} ({run.config or 'config unknown'}), not on "
                          f"{here.name} ({here.config}): refusing to undo it here; use that pipeline's config")
-    repair = UndoRun(cfg, run_id, undoable(book.events(run_id)))
+    repair = UndoRun(cfg, run_id, changes_of(book.events(run_id)))
     return run_repair(cfg, repair, yes=yes, dry_run=dry_run, journal=journal)
 
 

@@ -154,7 +154,9 @@ class ResetRows(Repair):
             self._in_flight = 0
             batches.append(len(ids))
             self._moved += len(ids)
-            recorder.record(batch_record(ids, len(batches)))
+            confirmation = batch_record([], len(batches))  # the ids are in the batch's intent
+            del confirmation["ids"]
+            recorder.record({**confirmation, "rows": len(ids), "ids_in": "intent"})
             self.progress(self._moved, max(total, self._moved))
 
         self.progress(0, total)

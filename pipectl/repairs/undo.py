@@ -19,17 +19,6 @@ _NOT_UNDOABLE = {
 }
 
 
-def undoable(events: list[Event]) -> list[Event]:
-    """The run's changes, plus every batch journaled as intended but never confirmed (pipectl was killed
-    between its commit and its confirmation): those rows may be committed, and the compare-and-set of the
-    undo leaves them alone where they are not."""
-    changes = [e for e in events if e.kind == "change"]
-    confirmed = {(e.data.get("table"), e.data.get("batch")) for e in changes if e.data.get("kind") == "rows"}
-    unconfirmed = [e for e in events if e.kind == "intent"
-                   and (e.data.get("table"), e.data.get("batch")) not in confirmed]
-    return sorted(changes + unconfirmed, key=lambda e: e.seq)
-
-
 class UndoRun(Repair):
     """Job variables come back if they still equal what the run set; rows go back only where they are
     still in the status the run set (compare-and-set, as the reset itself did)."""

@@ -9,7 +9,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipectl.journal import Event, Run
+from pipectl.journal import Event, Run, changes_of
 from pipectl.report.plan import render_diff
 
 _FAILING = ("fail", "error")
@@ -53,7 +53,7 @@ def render_incident(run: Run, events: Sequence[Event]) -> str:
         by_kind.setdefault(event.kind, []).append(event)
     before = [e.data for e in by_kind.get("finding", []) if e.data.get("phase", "before") in ("before", "doctor")]
     after = [e.data for e in by_kind.get("finding", []) if e.data.get("phase") == "after"]
-    changes = [e.data for e in by_kind.get("change", [])]
+    changes = [e.data for e in changes_of(list(events))]
     verifies = [e.data for e in by_kind.get("verify", [])]
     outcomes = [e.data for e in by_kind.get("outcome", [])]
     lines = [

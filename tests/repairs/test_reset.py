@@ -13,7 +13,7 @@ import pytest
 
 from pipectl.config import PipelineConfig
 from pipectl.errors import ConnectorError
-from pipectl.journal import Journal
+from pipectl.journal import Journal, changes_of
 from pipectl.repair import JournalRun, execute
 from pipectl.repairs.reset import ResetRows
 
@@ -50,7 +50,7 @@ def journal_run(tmp_path) -> tuple[Journal, JournalRun]:
 
 
 def journaled_ids(book: Journal, run_id: str) -> list[int]:
-    return [i for e in book.events(run_id, "change") for i in e.data["ids"]]
+    return [i for e in changes_of(book.events(run_id)) for i in e.data["ids"]]
 
 
 def test_plan_counts_per_group_with_the_oldest_ids(db, pg_dsn):
@@ -132,7 +132,7 @@ def test_reset_moves_exactly_the_matching_rows_and_undo_puts_back_what_is_still_
 
     book = Journal(journal)
     run = book.runs()[0]
-    changes = [e.data for e in book.events(run.id, "change")]
+    changes = [e.data for e in changes_of(book.events(run.id))]
     assert [(c["kind"], c["batch"], len(c["ids"])) for c in changes] == [
         ("rows", 1, 1000), ("rows", 2, 1000), ("rows", 3, 500)]
     assert {k: changes[0][k] for k in ("table", "id_column", "status_column", "updated_column", "from_status",
@@ -161,7 +161,7 @@ def test_a_limit_moves_the_lowest_ids_only(db, pg_dsn, tmp_path):
     outcome = execute(repair, run, yes=True)
     assert outcome.ok and "(the --limit); 1000 matching row(s) are left" in outcome.summary
     assert ids_in(db, "PENDING") == set(stuck[:1_500])
-    assert [len(e.data["ids"]) for e in book.events(run.run.id, "change")] == [1_000, 500]
+    assert [len(e.data["ids"]) for e in changes_of(book.events(run.run.id))] == [1_000, 500]
 
 
 def test_the_cli_default_batch_size_is_the_repairs():
@@ -357,7 +357,7 @@ def test_a_partitioned_table_with_uuid_ids_resets_by_key_and_undoes(db, pg_dsn, 
     assert len(book.events(run.run.id, "change")) == 5  # 7 + 7 + 7 + 7 + 2
 
     undo_run = JournalRun(book, book.start("pipectl undo (test)", "reset-test"))
-    outcome = execute(UndoRun(cfg, run.run.id, book.events(run.run.id, "change")), undo_run, yes=True)
+    outcome = execute(UndoRun(cfg, run.run.id, changes_of(book.events(run.run.id))), undo_run, yes=True)
     assert outcome.ok, outcome.summary
     state = dict(db.execute("SELECT kind || '/' || state, count(*) FROM tasks GROUP BY 1").fetchall())
     assert state == {"a/QUEUED": 30, "b/QUEUED": 30}
