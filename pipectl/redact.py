@@ -26,7 +26,11 @@ MIN_LEN = 4
 """Shorter values are too short to mask without masking ordinary text (URL passwords are masked anyway)."""
 FRAGMENT = 8
 """Any run of this many characters of a credential-like secret is masked."""
-_URL_PASSWORD = re.compile(r"(?<=://)([^\s/:@'\"<>]*):([^\s/@'\"<>]+)(?=@)")
+URL_PASSWORD = r"(?<=://)[^\s/:@'\"`<>]*:(?P<value>[^\s/@'\"`<>]+)(?=@)"
+"""The password in a URL's user info (`scheme://user:PASSWORD@host`): masked in any text, registered or not."""
+DSN_PASSWORD = r"(?i:password|passwd|pwd|pass)\s*=\s*(?P<value>'[^']*'|[^\s;&'\"`,]+)"
+"""A `password=` field of a key=value connection string (libpq, JDBC, ODBC)."""
+_URL_PASSWORD = re.compile(URL_PASSWORD)
 _ALNUM = re.compile(r"[A-Za-z0-9]")
 
 
@@ -138,7 +142,7 @@ class Redactor:
         return "".join(out)
 
     def _spans(self, text: str) -> list[tuple[int, int]]:
-        found: list[_Span] = [_Span(m.start(2), m.end(2), True) for m in _URL_PASSWORD.finditer(text)]
+        found: list[_Span] = [_Span(m.start("value"), m.end("value"), True) for m in _URL_PASSWORD.finditer(text)]
         grams = self._grams
         if grams and len(text) >= FRAGMENT:
             found += [_Span(i, i + FRAGMENT, True) for i in range(len(text) - FRAGMENT + 1)

@@ -32,6 +32,8 @@ from detect_secrets.plugins.pypi_token import PypiTokenDetector
 from detect_secrets.plugins.sendgrid import SendGridDetector
 from detect_secrets.plugins.slack import SlackDetector
 
+from pipectl.redact import DSN_PASSWORD, URL_PASSWORD
+
 MIN_VALUE_LEN = 8
 MIN_PASSWORD_LEN = 4
 """A password inside a URL or DSN is a password whatever its length (`app:s3cr3t@db`)."""
@@ -229,8 +231,8 @@ _AWS_SECRET = (
 )
 _E = r"(?![A-Za-z0-9])"
 _GITLAB = ("glpat", "gldt", "glft", "glsoat", "glrt", "glcbt", "glimt", "glptt", "glagent", "gloas")
-_URL_PASSWORD = r"[A-Za-z][A-Za-z0-9+.-]{0,30}://[^\s:/@'\"`]*:(?P<value>[^\s@/'\"`]+)@"
-_DSN_FIELD = r"(?i:password|passwd|pwd)\s*=\s*(?P<value>'[^']*'|[^\s;&'\"`,]+)"
+_URL_PASSWORD = URL_PASSWORD  # one pattern for a URL's password: the redactor masks what this finds
+_DSN_FIELD = DSN_PASSWORD
 _BEARER = r"(?i:\bbearer)\s+(?P<value>[A-Za-z0-9._~+/-]{16,}=*)"
 TOKEN_RULES: tuple[TokenRule, ...] = (
     TokenRule(_Own("AWS Access Key", _AWS_KEY_ID, _AWS_SECRET),

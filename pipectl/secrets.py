@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from pipectl.redact import only_numbers, redactor
+from pipectl.redact import DSN_PASSWORD, only_numbers, redactor
 
 _STRONG_WORDS = {
     "secret", "secrets", "password", "passwd", "pwd", "passphrase", "credential", "credentials", "apikey",
@@ -49,7 +49,7 @@ _PATH = re.compile(r"^(/|~/|\./|\.\./)[\w./@+-]*$")
 _PLACEHOLDER = re.compile(r"^‹secret[^›]*›$")
 _TEMPLATE = re.compile(r"^\s*\{\{.*\}\}\s*$", re.DOTALL)
 _REFERENCE = re.compile(r"^(env|secret):[A-Za-z0-9_.-]+$")
-_DSN_PASSWORD = re.compile(r"(?:^|[\s;&?])(?:password|pwd|pass)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s;&]+)", re.IGNORECASE)
+_DSN_PASSWORD = re.compile(r"(?:^|(?<=[\s;&?]))" + DSN_PASSWORD)
 _SECRET_QUERY = re.compile(r"(token|secret|password|passwd|pwd|signature|sig|key|auth|credential|code)", re.IGNORECASE)
 PUBLIC_PREFIXES = (
     "sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_", "sb_secret_", "pnu_", "pnb_", "ak-", "as-",
@@ -115,7 +115,7 @@ def embedded_secrets(text: str) -> list[str]:
             query = ""
         found += [v for k, v in parse_qsl(query) if _SECRET_QUERY.search(k) and v and not is_reference(v)]
     for match in _DSN_PASSWORD.finditer(text):
-        found.append(match.group(1).strip("'"))
+        found.append(match["value"].strip("'"))
     return [f for f in found if f]
 
 

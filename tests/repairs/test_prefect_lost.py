@@ -63,3 +63,54 @@ def test_prefect_lost_during_trigger_wait_is_recorded_as_failed_with_the_run_id(
                                   capture_output=True, text=True, env=python_env())
     assert f"{run.id}" in code_listing.stdout and " failed " in code_listing.stdout
     assert f"lost sight of flow run {flow_run}" in last["summary"] and "continues on the server" in err
+
+
+def test_ctrl_c_during_trigger_wait_names_the_run_that_goes_on(sandbox, tmp_path):
+    import signal
+
+    journal = tmp_path / "journal.sqlite3"
+    sandbox.dirty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipectl", "trigger", ORCHESTRATOR, "--wait", "--yes", "--timeout", "3m",
+         "--config", str(sandbox.config_path), "--journal", str(journal)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=python_env())
+    created = wait_for_event(journal, "change", proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:  # the run was faster than the signal: nothing left to say about it
+        return
+    assert proc.returncode == 130, err
+    assert f"flow run {created.data['flow_run_id']} was created" in err and "continues on the server" in err
+    book = Journal(journal)
+    (run,) = book.runs()
+    assert book.events(run.id, "outcome")[-1].data["result"] == "interrupted"
+
+
+def test_prefect_lost_during_a_playbook_stops_at_its_step_and_still_writes_the_report(sandbox, tmp_path):
+    sandbox.break_("missing-modal-creds")
+    proxy, config = behind_proxy(sandbox, tmp_path)
+    journal, report = tmp_path / "journal.sqlite3", tmp_path / "report.md"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipectl", "playbook", "run", "fix-stuck-batch", "--yes", "--config", str(config),
+         "--journal", str(journal), "--report", str(report)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=python_env(PREFECT_CLIENT_MAX_RETRIES="0"))
+    wait_for_flow_run(journal, proc)
+    proxy.cut()
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err
+    assert "stopped at step" in err and "lost sight of flow run" in err
+    text = report.read_text()
+    assert "**Current Status:** ❌ NOT FIXED" in text and "stopped at step" in text
+
+
+def wait_for_flow_run(journal, process: subprocess.Popen, deadline_s: float = 180.0) -> None:
+    """Until the playbook has journaled the flow run it started."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline and process.poll() is None:
+        if journal.exists():
+            book = Journal(journal)
+            runs = book.runs()
+            if runs and any(e.data.get("kind") == "flow_run" for e in book.events(runs[0].id, "change")):
+                return
+    raise AssertionError(f"no flow run journaled before the playbook ended: {process.communicate()}")

@@ -64,6 +64,7 @@ def client(endpoint):
         (f"https://eu-west-1.queue.amazonaws.com/{ACCOUNT}/a_b-C", None, ("eu-west-1", ACCOUNT, "a_b-C")),
         (f"{AWS_CN}/{ACCOUNT}/f.fifo", None, ("cn-north-1", ACCOUNT, "f.fifo")),
         (f"{SANDBOX}/{ACCOUNT}/orders", SANDBOX + "/", (None, ACCOUNT, "orders")),
+        (f"{SANDBOX}/{ACCOUNT}/orders", SANDBOX.replace("://", "://user:pw@"), (None, ACCOUNT, "orders")),
         (f"{AWS}/{ACCOUNT}/{'x' * 80}", SANDBOX, ("us-east-1", ACCOUNT, "x" * 80)),
     ],
 )
