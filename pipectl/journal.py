@@ -113,7 +113,9 @@ class Journal:
         private_file(self.path, siblings=("-wal", "-shm", "-journal"))  # 0600 before SQLite opens it
         self._clock = clock
         with self._db() as db:
-            db.execute("PRAGMA journal_mode = WAL")  # one writer, readers never wait; kept in the file
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # kept in the file once set
+                with contextlib.suppress(sqlite3.OperationalError):  # busy: another pipectl is switching it
+                    db.execute("PRAGMA journal_mode = WAL")  # one writer, and readers never wait
             db.executescript(_SCHEMA)
             for table, columns in _COLUMNS.items():
                 have = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}

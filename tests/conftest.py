@@ -79,3 +79,12 @@ def python_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra)
     return env
+
+
+def default_signals() -> None:
+    """For a child process: Ctrl-C and SIGTERM act as at a terminal, even when the test runner was started
+    in the background (a shell then starts it with SIGINT ignored, and a child inherits that)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)

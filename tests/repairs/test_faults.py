@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipectl.journal import Journal
-from tests.conftest import python_env
+from tests.conftest import default_signals, python_env
 from tests.repairs.test_reset import add, counts
 
 ROWS, BATCH = 3_000, 50
@@ -26,7 +26,7 @@ def start_reset(config_path: Path, journal: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "pipectl", "reset", "--status", "QUEUED", "--yes", "--batch-size", str(BATCH),
          "--config", str(config_path), "--journal", str(journal)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=python_env())
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals, env=python_env())
 
 
 def moved(db) -> int:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pipectl.journal import Journal
 from pipectl.sandbox.layout import ORCHESTRATOR
-from tests.conftest import python_env
+from tests.conftest import default_signals, python_env
 from tests.fixtures.proxy import CuttableProxy
 
 
@@ -19,9 +19,8 @@ def behind_proxy(sandbox, tmp_path):
     proxy = CuttableProxy(api.hostname, api.port)
     source = sandbox.config_path
     text = source.read_text().replace(sandbox.state.prefect_api_url, f"http://127.0.0.1:{proxy.port}{api.path}")
-    for sibling in source.parent.iterdir():
-        if sibling.name.startswith(".env"):
-            (tmp_path / sibling.name).write_text(sibling.read_text())
+    env_file = sandbox.layout.env_file  # env files must live beside their config
+    (tmp_path / env_file.name).write_text(env_file.read_text())
     config = tmp_path / "pipectl.toml"
     config.write_text(text)
     return proxy, config
@@ -31,12 +30,9 @@ def wait_for_event(journal, kind: str, process: subprocess.Popen, deadline_s: fl
     """The first `kind` record of the journal's only run, read as the process writes it."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline and process.poll() is None:
-        if journal.exists():
-            book = Journal(journal)
-            runs = book.runs()
-            found = book.events(runs[0].id, kind) if runs else []
-            if found:
-                return found[0]
+        found = _read(journal, lambda book, run: book.events(run.id, kind))
+        if found:
+            return found[0]
     raise AssertionError(f"no {kind} record before the process ended: {process.communicate()}")
 
 
@@ -47,7 +43,7 @@ def test_prefect_lost_during_trigger_wait_is_recorded_as_failed_with_the_run_id(
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipectl", "trigger", ORCHESTRATOR, "--wait", "--yes", "--timeout", "3m",
          "--config", str(config), "--journal", str(journal)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals,
         env=python_env(PREFECT_CLIENT_MAX_RETRIES="0"))
     created = wait_for_event(journal, "change", proc)
     proxy.cut()
@@ -73,7 +69,7 @@ def test_ctrl_c_during_trigger_wait_names_the_run_that_goes_on(sandbox, tmp_path
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipectl", "trigger", ORCHESTRATOR, "--wait", "--yes", "--timeout", "3m",
          "--config", str(sandbox.config_path), "--journal", str(journal)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=python_env())
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals, env=python_env())
     created = wait_for_event(journal, "change", proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -93,7 +89,7 @@ def test_prefect_lost_during_a_playbook_stops_at_its_step_and_still_writes_the_r
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipectl", "playbook", "run", "fix-stuck-batch", "--yes", "--config", str(config),
          "--journal", str(journal), "--report", str(report)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals,
         env=python_env(PREFECT_CLIENT_MAX_RETRIES="0"))
     wait_for_flow_run(journal, proc)
     proxy.cut()
@@ -108,9 +104,21 @@ def wait_for_flow_run(journal, process: subprocess.Popen, deadline_s: float = 18
     """Until the playbook has journaled the flow run it started."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline and process.poll() is None:
-        if journal.exists():
-            book = Journal(journal)
-            runs = book.runs()
-            if runs and any(e.data.get("kind") == "flow_run" for e in book.events(runs[0].id, "change")):
-                return
+        if _read(journal, lambda book, run: [e for e in book.events(run.id, "change")
+                                             if e.data.get("kind") == "flow_run"]):
+            return
     raise AssertionError(f"no flow run journaled before the playbook ended: {process.communicate()}")
+
+
+def _read(journal, look):
+    """What `look(book, run)` finds in the journal's only run so far; nothing while the file is busy."""
+    from pipectl.journal import JournalError
+
+    if not journal.exists():
+        return []
+    try:
+        book = Journal(journal)
+        runs = book.runs()
+        return look(book, runs[0]) if runs else []
+    except JournalError:  # the process is creating it right now
+        return []
