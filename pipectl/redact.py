@@ -17,7 +17,6 @@ import json
 import logging
 import re
 import threading
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -31,14 +30,6 @@ URL_PASSWORD = r"(?<=://)[^\s/:@'\"`<>]*:(?P<value>[^\s/@'\"`<>]+)(?=@)"
 DSN_PASSWORD = r"(?i:password|passwd|pwd|pass)\s*=\s*(?P<value>'[^']*'|[^\s;&'\"`,]+)"
 """A `password=` field of a key=value connection string (libpq, JDBC, ODBC)."""
 _URL_PASSWORD = re.compile(URL_PASSWORD)
-_ALNUM = re.compile(r"[A-Za-z0-9]")
-
-
-@dataclass(frozen=True)
-class _Span:
-    start: int
-    end: int
-    strong: bool
 
 
 def _word_like(value: str) -> bool:
@@ -85,7 +76,7 @@ class Redactor:
     """Masks registered secrets in text; thread-safe, process-wide (see `redactor`)."""
 
     def __init__(self) -> None:
-        self._grams: dict[str, bool] = {}  # 8-character fragment of a credential-like secret → True
+        self._grams: set[str] = set()  # every 8-character fragment of a credential-like secret
         self._words: set[str] = set()  # word-like secrets and short forms, matched whole
         self._word_re: re.Pattern[str] | None = None
         self._protected: set[str] = set()
@@ -104,7 +95,7 @@ class Redactor:
                     continue
                 for start, end in _secret_runs(form):
                     for i in range(start, end - FRAGMENT + 1):
-                        self._grams[form[i : i + FRAGMENT]] = True
+                        self._grams.add(form[i : i + FRAGMENT])
 
     def protect(self, *texts: str | None) -> None:
         """pipectl's own structure (check ids, run ids, fix commands, config paths): a word-like secret is
@@ -142,18 +133,17 @@ class Redactor:
         return "".join(out)
 
     def _spans(self, text: str) -> list[tuple[int, int]]:
-        found: list[_Span] = [_Span(m.start("value"), m.end("value"), True) for m in _URL_PASSWORD.finditer(text)]
+        found = [(m.start("value"), m.end("value")) for m in _URL_PASSWORD.finditer(text)]
         grams = self._grams
         if grams and len(text) >= FRAGMENT:
-            found += [_Span(i, i + FRAGMENT, True) for i in range(len(text) - FRAGMENT + 1)
-                      if text[i : i + FRAGMENT] in grams]
+            found += [(i, i + FRAGMENT) for i in range(len(text) - FRAGMENT + 1) if text[i : i + FRAGMENT] in grams]
         words = self._word_pattern()
         if words is not None:
-            weak = [_Span(m.start(), m.end(), False) for m in words.finditer(text)]
-            if weak:
+            whole = [(m.start(), m.end()) for m in words.finditer(text)]
+            if whole:
                 shielded = self._protected_spans(text)
-                found += [s for s in weak if not any(a <= s.start and s.end <= b for a, b in shielded)]
-        return [(s.start, s.end) for s in found]
+                found += [(s, e) for s, e in whole if not any(a <= s and e <= b for a, b in shielded)]
+        return found
 
     def _word_pattern(self) -> re.Pattern[str] | None:
         if not self._words:
