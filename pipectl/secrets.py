@@ -151,7 +151,12 @@ def secret_parts(key: object, value: object) -> list[str]:
     inner = embedded_secrets(value)
     if inner:
         return inner
+    if _LOCATOR.match(value.strip()):  # a URL or DSN without a password: a place (`host=/tmp/…/pg`), shown
+        return [value] if secret_kind(value) else []  # unless a token sits in it (a webhook's path)
     return [value] if is_secret(key, value) else []
+
+
+_LOCATOR = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://\S*|(?:\w+\s*=\s*\S+\s*)+)$")
 
 
 def register(key: object, value: object) -> None:

@@ -1,0 +1,51 @@
+"""The one classifier: which names and which values are credentials, and what of a value is secret."""
+
+from __future__ import annotations
+
+import secrets as random_source
+
+import pytest
+
+from pipectl.redact import redactor
+from pipectl.secrets import fingerprint, is_secret_key, placeholder, scrub, secret_parts
+
+STRIPE = "sk_" + "live_" + random_source.token_hex(16)
+
+
+@pytest.mark.parametrize(("name", "secret"), [
+    ("MODAL_TOKEN_ID", True), ("MODAL_TOKEN_SECRET", True), ("AWS_SECRET_ACCESS_KEY", True),
+    ("AWS_ACCESS_KEY_ID", True), ("STRIPE_KEY", True), ("stripe_webhook.signing_secret", True),
+    ("PGPASSWORD", True), ("clientSecret", True), ("DB_PASS", True), ("SENTRY_DSN", True), ("api_token", True),
+    ("LOG_LEVEL", False), ("SORT_KEY", False), ("SECRET_NAME", False), ("SUPABASE_ANON_KEY", False),
+    ("csrf_token", False), ("TOKEN_URL", False), ("PWD", False), ("OLDPWD", False), ("SSH_AUTH_SOCK", False),
+    ("DATABASE_URL", False), ("page_token", False), ("key", False),
+])  # fmt: skip
+def test_names(name, secret):
+    assert is_secret_key(name) is secret
+
+
+@pytest.mark.parametrize(("key", "value", "parts"), [
+    ("database.dsn", "postgresql://app:pw@db:5432/app", ["pw"]),  # the password, not the place
+    ("database.dsn", "postgresql://postgres:@/postgres?host=/tmp/x/.pipectl-sandbox/pg", []),
+    ("database.dsn", "host=/tmp/x dbname=app", []),
+    ("database.dsn", "host=db user=app password=s3cr3t", ["s3cr3t"]),
+    ("url", "https://api.example.invalid/v1?token=abcdef123456&page=2", ["abcdef123456"]),
+    ("DB_PASSWORD", "postgres", ["postgres"]),  # an everyday word is still the password here
+    ("GOOGLE_APPLICATION_CREDENTIALS", "/etc/gcp/key.json", []),  # a path to a key file
+    ("LOG_SINK", STRIPE, [STRIPE]),  # an ordinary name, a credential's shape
+    ("MODAL_TOKEN_ID", "{{ prefect.blocks.secret.modal-token-id }}", []),  # a reference
+    ("MODAL_TOKEN_ID", "env:MODAL_TOKEN_ID", []),
+    ("LOG_LEVEL", "DEBUG", []),
+])  # fmt: skip
+def test_the_secret_parts_of_a_value(key, value, parts):
+    assert secret_parts(key, value) == parts
+
+
+def test_scrub_keeps_the_structure_and_registers_what_it_replaces():
+    data = {"env": {"STRIPE_KEY": STRIPE, "LOG_LEVEL": "DEBUG"}, "ids": list(range(5)),
+            "nested": {"signing_secret": "whsec_" + random_source.token_hex(12)}, "again": placeholder(STRIPE)}
+    clean = scrub(data)
+    assert clean["env"] == {"STRIPE_KEY": f"‹secret {fingerprint(STRIPE)}›", "LOG_LEVEL": "DEBUG"}
+    assert clean["ids"] == [0, 1, 2, 3, 4] and clean["nested"]["signing_secret"].startswith("‹secret sha256:")
+    assert clean["again"] == placeholder(STRIPE)  # a placeholder is never taken for a secret itself
+    assert STRIPE[8:20] not in redactor(f"said {STRIPE}")
