@@ -152,9 +152,10 @@ class ModalAuth(Check):
         try:
             info = await asyncio.to_thread(
                 prefect.read_deployment, *api, name, timeout=max(deadline - loop.time(), 0.1))
-        except PipectlError as exc:
-            return [self.skipped(f"cannot read deployment {name} from Prefect (see prefect.api): {exc}",
-                                 subject=name)]
+        except PipectlError as exc:  # could not tell: an ERROR, never a skip that reads as all-clear
+            return [self.error(f"cannot read deployment {name} from Prefect to try its token: {exc}",
+                               subject=name, impact="Could not tell whether the deployment's token works.",
+                               fix=_AFTER_PREFECT)]
         if info is None:
             return []  # prefect.deployment reports a missing deployment
         env = info.job_variables.get("env") if isinstance(info.job_variables, dict) else None
@@ -187,8 +188,9 @@ class ModalAuth(Check):
                   for block in blocks.values())  # fmt: skip
             )
         except PipectlError as exc:
-            return [self.skipped(f"cannot read the Secret blocks of deployment {name} (see prefect.api): "
-                                 f"{exc}", subject=name, evidence=evidence)]
+            return [self.error(f"cannot read the Secret blocks of deployment {name} to try its token: {exc}",
+                               subject=name, evidence=evidence,
+                               impact="Could not tell whether the deployment's token works.", fix=_AFTER_PREFECT)]
         for value in values:
             redactor.add(value)  # before anything else is done with it
         resolved = {k: _field(v, paths[k]) for k, v in zip(blocks, values, strict=True)}
@@ -199,6 +201,14 @@ class ModalAuth(Check):
                                  subject=name, evidence=evidence)]  # fmt: skip
         for value in resolved.values():
             redactor.add(value)
+        stray = [k for k in blocks if resolved[k] != resolved[k].strip()]
+        if stray:  # the worker passes it on as is: the flow's Modal client cannot even send it
+            return [self.fail(
+                f"Secret block {blocks[stray[0]]} (the {stray[0]} of deployment {name}) holds the token with "
+                "whitespace around it (a trailing newline?)", subject=name, evidence=evidence,
+                impact="Every Modal call of this deployment fails: the token cannot be sent as it is.",
+                fix=self._store_fix(ctx, name, blocks),
+            )]
         token = [resolved.get(k) or env[k] for k in _KEYS]
         try:
             await verify(token[0], token[1])
@@ -239,6 +249,9 @@ class ModalAuth(Check):
             impact="Could not tell whether the token works; the pipeline probably cannot reach Modal either.",
             fix=f"pipectl doctor --only {self.id} --timeout {max(ctx.timeout * 2, 10):g}",
         )
+
+
+_AFTER_PREFECT = "once Prefect answers (see prefect.api): `pipectl doctor --only prefect.api,modal.auth`"
 
 
 def _field(value: str | None, path: list[str]) -> str | None:

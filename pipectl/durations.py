@@ -36,3 +36,8 @@ def format_duration(delta: timedelta | float) -> str:
         return f"{hours}h {minutes}m" if minutes else f"{hours}h"
     days, hours = divmod(hours, 24)
     return f"{days}d {hours}h" if hours else f"{days}d"
+
+
+def whole_seconds(seconds: float) -> str:
+    """`5s` for a budget of 5.25424 s: what a message says of a deadline (never less than `1s`)."""
+    return f"{max(1, round(seconds))}s"

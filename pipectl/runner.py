@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pipectl.durations import whole_seconds
 from pipectl.errors import PipectlError, Unauthorized, UsageError
 from pipectl.interface import Check, Context
 from pipectl.links import link_findings
@@ -58,7 +59,7 @@ async def run_one(check: Check, ctx: Context) -> list[Finding]:
         findings = list(findings)
         return findings or [check.ok("nothing to report")]
     except TimeoutError:
-        return [check.error(f"did not finish within {ctx.timeout:g}s", impact="Could not tell whether this part works.",
+        return [check.error(f"did not finish within {whole_seconds(ctx.timeout)}", impact="Could not tell whether this part works.",
                             fix=f"pipectl doctor --only {check.id} --timeout {max(ctx.timeout * 2, 10):g}")]
     except Unauthorized as exc:
         return [check.fail(str(exc))]

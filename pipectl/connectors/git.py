@@ -18,6 +18,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipectl.durations import whole_seconds
 from pipectl.errors import ConnectorError, NotFound, Unreachable
 
 MAX_FILE_BYTES = 1 << 20
@@ -299,7 +300,7 @@ def _run_full(
     except FileNotFoundError:
         raise ConnectorError("git is not installed (or not on PATH)") from None
     except subprocess.TimeoutExpired:
-        raise Unreachable(f"git {args[0]} did not finish within {timeout:g}s in {root}") from None
+        raise Unreachable(f"git {args[0]} did not finish within {whole_seconds(timeout)} in {root}") from None
     return result
 
 

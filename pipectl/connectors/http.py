@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from pipectl.durations import whole_seconds
 from pipectl.errors import Unreachable, UsageError
 
 MAX_BODY = 1 << 20
@@ -73,9 +74,9 @@ async def aprobe(url: str, method: str = "GET", timeout: float = 5.0) -> HttpAns
                         if len(body) >= MAX_BODY:
                             break
     except TimeoutError:
-        raise Unreachable(f"{shown} did not answer within {timeout:g}s") from None
+        raise Unreachable(f"{shown} did not answer within {whole_seconds(timeout)}") from None
     except httpx.TimeoutException:
-        raise Unreachable(f"{shown} did not answer within {timeout:g}s") from None
+        raise Unreachable(f"{shown} did not answer within {whole_seconds(timeout)}") from None
     except httpx.InvalidURL:
         raise UsageError(f"{shown} is not a valid URL") from None
     except httpx.HTTPError as exc:

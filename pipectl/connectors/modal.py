@@ -13,6 +13,7 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from pipectl.durations import whole_seconds
 from pipectl.errors import ConnectorError, NotFound, Unauthorized, Unreachable
 from pipectl.redact import redactor
 
@@ -70,6 +71,9 @@ async def _with_client(
 
     redactor.add(token_id)  # server messages are passed through the redactor, so they cannot echo either
     redactor.add(token_secret)
+    if any(not t.isascii() or not t.isprintable() or t != t.strip() for t in (token_id, token_secret)):
+        raise Unauthorized("the Modal token has whitespace or control characters in it (a trailing newline?): "
+                           "it cannot be sent as it is")
     url = server_url or modal.config.config.get("server_url")
     where = _where(url)
     client = modal.Client(url, api_pb2.CLIENT_TYPE_CLIENT, (token_id, token_secret))
@@ -81,7 +85,7 @@ async def _with_client(
     try:
         return await asyncio.wait_for(run(), timeout)
     except (TimeoutError, modal.exception.TimeoutError):  # asyncio.TimeoutError is TimeoutError
-        raise Unreachable(f"Modal at {where} did not answer within {timeout:g}s") from None
+        raise Unreachable(f"Modal at {where} did not answer within {whole_seconds(timeout)}") from None
     except modal.exception.AuthError:
         raise Unauthorized(f"Modal at {where} rejected the token") from None
     except modal.exception.PermissionDeniedError:

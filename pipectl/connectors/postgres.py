@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from pipectl.config import StateTable
+from pipectl.durations import whole_seconds
 from pipectl.errors import ConnectorError, NotFound, Unauthorized, Unreachable, UsageError
 
 if TYPE_CHECKING:
@@ -311,7 +312,7 @@ class Session:
             raise Unauthorized(f"{table}: {_first_line(exc)} (in {self.where})") from None
         except errors.QueryCanceled:
             raise Unreachable(
-                f"{table}: the query did not finish within {self.timeout_ms / 1000:g}s"
+                f"{table}: the query did not finish within {whole_seconds(self.timeout_ms / 1000)}"
             ) from None
         except psycopg.OperationalError as exc:
             raise Unreachable(f"lost the connection to {self.where}: {_first_line(exc)}") from None

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
+from pipectl.durations import whole_seconds
 from pipectl.errors import ConnectorError, NotFound, Unauthorized, Unreachable, UsageError
 
 DEFAULT_TIMEOUT = 15.0
@@ -136,7 +137,7 @@ def _translate(
     if isinstance(exc, ObjectNotFound):
         return NotFound(f"Prefect at {where}: {what}: not found")
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return Unreachable(f"Prefect at {where} did not answer within {timeout:g}s ({what})")
+        return Unreachable(f"Prefect at {where} did not answer within {whole_seconds(timeout)} ({what})")
     if isinstance(exc, httpx.HTTPStatusError):  # PrefectHTTPStatusError is a subclass
         code = status_code(exc)
         if code in (401, 403):

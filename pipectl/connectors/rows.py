@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
+from pipectl.durations import whole_seconds
 from pipectl.errors import ConnectorError, NotFound, Unauthorized, Unreachable
 
 
@@ -63,7 +64,7 @@ def rows_not_moved_since(
         except errors.InsufficientPrivilege as exc:
             raise Unauthorized(f"{table}: {_first_line(exc)} (in {db.where})") from None
         except errors.QueryCanceled:
-            raise Unreachable(f"{table}: the count did not finish within {timeout:g}s (in {db.where})") from None
+            raise Unreachable(f"{table}: the count did not finish within {whole_seconds(timeout)} (in {db.where})") from None
         except psycopg.OperationalError as exc:
             raise Unreachable(f"lost the connection to {db.where}: {_first_line(exc)}") from None
         except psycopg.Error as exc:

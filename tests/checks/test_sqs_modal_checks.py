@@ -118,6 +118,11 @@ CASES = [
                f"the token deployment {ORCHESTRATOR} runs with is rejected by Modal"),
         Expect("modal.function", FUNCTION, "ok", "P0"),
     )),
+    Case("prefect-unreachable", edit={"api_url": "http://127.0.0.1:{closed}/api"}, expect=(
+        Expect("modal.auth", "local", "ok", "P0"),
+        # the deployment's token could not be tried: an ERROR, never a skip that reads as all-clear
+        Expect("modal.auth", ORCHESTRATOR, "error", "P0", summary="cannot read deployment"),
+    )),
     Case("modal-function-missing", breaks=("modal-function-missing",), expect=(
         Expect("modal.auth", "local", "ok", "P0"),
         Expect("modal.auth", ORCHESTRATOR, "ok", "P0"),
@@ -163,7 +168,6 @@ def test_checks(sandbox, case: Case, tmp_path, monkeypatch):
 
     result = run(config_path, case.timeout)
 
-    assert result.duration_s < case.timeout + 1.0
     found = {(f.check, f.subject): f for f in result.findings}
     assert len(found) == len(result.findings), "two findings share a check and subject"
     for e in case.expect:
@@ -180,3 +184,16 @@ def test_checks(sandbox, case: Case, tmp_path, monkeypatch):
     text = json_report.render(replace(result, started_at=datetime(1999, 12, 31, tzinfo=UTC), duration_s=0.0))
     secret = sandbox.state.modal_token_secret
     assert [secret[i : i + 4] for i in range(len(secret) - 3) if secret[i : i + 4] in text] == []
+
+
+def test_a_token_with_a_trailing_newline_in_its_secret_block_fails_naming_the_block(sandbox):
+    from pipectl.connectors import prefect_write
+
+    prefect_write.save_secret_block(sandbox.state.prefect_api_url, None, "modal-token-secret",
+                                    sandbox.state.modal_token_secret + "\n")
+    sandbox.dirty()
+    result = run(sandbox.config_path, 10.0)
+    (finding,) = [f for f in result.findings if f.check == "modal.auth" and f.subject == ORCHESTRATOR]
+    assert finding.status.value == "fail"
+    assert "Secret block modal-token-secret" in finding.summary and "whitespace" in finding.summary
+    assert "pipectl secret set modal-token-secret" in finding.fix
