@@ -168,8 +168,8 @@ class SqsQueue(Check):
             return self.error(str(exc), subject=t.subject, evidence=evidence, impact=_NOT_READ)
         evidence.update(visible=s.visible, in_flight=s.in_flight, delayed=s.delayed, max_depth=max_depth)
         counts = f"{s.visible} waiting, {s.in_flight} in flight"
-        if s.visible > max_depth:
-            return self.warn(
+        if s.visible > max_depth:  # a backlog past the limit the team set is a failure, at the check's severity
+            return self.fail(
                 f"queue {ref.name} holds {s.visible} message(s), more than max_depth {max_depth} "
                 f"({s.in_flight} in flight)", subject=t.subject, evidence=evidence,
                 impact="Work waits longer than expected: consumers are slow, stopped or failing.",

@@ -44,3 +44,12 @@ def test_renderers_are_registered_as_plugins():
     assert {"terminal", "json", "markdown"} <= set(loaded.items)
     assert loaded.items["json"] is json_report.render
     assert SYMPTOM.caused_by == (CAUSE.id,)
+
+
+def test_a_fix_is_a_shell_block_only_when_it_is_a_command():
+    from pipectl.report.markdown import fix_block
+
+    assert fix_block("pipectl patch a/b --env K=secret:k") == ["```bash", "pipectl patch a/b --env K=secret:k", "```"]
+    prose = "with a working token in MODAL_TOKEN_ID (`modal token new` makes one): `pipectl secret set x`"
+    assert fix_block(prose) == [prose]
+    assert fix_block('set region = "…" under [aws] in pipectl.toml') == ['set region = "…" under [aws] in pipectl.toml']
