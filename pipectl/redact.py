@@ -5,7 +5,7 @@ Exact, not approximate: a registered secret is masked where it occurs — as its
 credential-like secret, so a secret cut in half or embedded in a URL never leaks either. Text that merely
 shares a few letters with a secret is left alone. A secret that is an everyday word (`postgres`, `2026`)
 is masked only as a word of its own — not inside a compound such as `2026-12-01`, `modal-token-secret`,
-`prefect.api` or a path — and never inside pipectl's own structure (check ids, run ids, fix commands,
+`prefect.api`, `secret:BLOCK` or a path — and never inside pipectl's own structure (check ids, run ids, fix commands,
 config paths), which is registered with `protect`. A password in a URL's user info is masked in any text,
 registered or not. The mask keeps a credential's public prefix (`as-****`, `sk_live_****`).
 """
@@ -151,7 +151,7 @@ class Redactor:
         if self._word_re is None:
             with self._lock:
                 alternatives = "|".join(re.escape(w) for w in sorted(self._words, key=len, reverse=True))
-                self._word_re = re.compile(rf"(?<![A-Za-z0-9_./-])(?:{alternatives})(?![A-Za-z0-9_/-])(?!\.\w)")
+                self._word_re = re.compile(rf"(?<![A-Za-z0-9_./-])(?:{alternatives})(?![A-Za-z0-9_/:-])(?!\.\w)")
         return self._word_re
 
     def _protected_spans(self, text: str) -> list[tuple[int, int]]:

@@ -50,6 +50,15 @@ def test_output_onto_a_symlink_is_refused_and_the_target_is_untouched(run_cli, p
     assert (project / "report.txt").is_symlink()
 
 
+def test_a_playbook_report_onto_a_symlink_is_refused_before_any_step(run_cli, project, tmp_path):
+    (project / "report.md").symlink_to(tmp_path / "elsewhere.md")
+    journal = tmp_path / "journal.sqlite3"
+    code, _, err = run_cli("playbook", "run", "fix-stuck-batch", "--yes", "--report", "report.md",
+                           "--journal", str(journal))
+    assert code == 2 and "report.md is a symbolic link" in err
+    assert not journal.exists() and not (tmp_path / "elsewhere.md").exists()  # nothing ran, nothing recorded
+
+
 @pytest.mark.parametrize("flag", ["--output", "--junit", "--sarif"])
 def test_a_dangling_symlink_is_refused_not_created(run_cli, project, tmp_path, flag):
     (project / "out.xml").symlink_to(tmp_path / "created-elsewhere.xml")

@@ -115,6 +115,7 @@ def test_an_everyday_word_secret_is_left_inside_compounds():
     r = Redactor()
     for word in ("2026", "secret", "internal", "prefect"):
         r.add(word)
-    text = "started 2026-12-01T15:00:00 block modal-token-secret path /x/internal/journal.sqlite3 prefect.api"
+    text = ("started 2026-12-01T15:00:00 block modal-token-secret path /x/internal/journal.sqlite3 prefect.api "
+            "--env MODAL_TOKEN_ID=secret:modal-token-id")
     assert r(text) == text
     assert r("password: secret, year 2026. internal") == f"password: {MASK}, year {MASK}. {MASK}"

@@ -36,6 +36,10 @@ def run(
     from pipectl.report.incident import render_incident
     from pipectl.report.plan import render_outcome, render_plan
 
+    if report is not None:
+        from pipectl.files import refuse_symlink
+
+        refuse_symlink(report)  # bad input: found before any step runs, not after the repair
     loaded = load_playbooks()
     if name not in loaded.items:
         raise UsageError(f"unknown playbook {name!r}: choose one of {', '.join(sorted(loaded.items)) or 'none'}")

@@ -11,6 +11,7 @@ from typing import Any
 
 from pipectl import secrets
 from pipectl.errors import UsageError
+from pipectl.redact import redactor
 
 _TEMPLATE = re.compile(r"^\{\{\s*prefect\.blocks\.secret\.([A-Za-z0-9_-]+)\s*\}\}$")
 
@@ -69,6 +70,7 @@ def refuse_plaintext(option: str, path: str, value: Any, *, env_key: bool = Fals
         instead = f"--job-variable '{where}=\"{block_template(block)}\"'"
     else:
         instead = f"no {option} {where}: let the flow read the block (`Secret.load(\"{block}\").get()`)"
+    redactor.protect(store, instead)  # our own commands, whatever the secrets are
     raise UsageError(f"{option} {where}: refusing to write a credential as plain text (parameters and job "
                      f"variables are readable by anyone who can read the deployment); store it in a Secret "
                      f"block with {store} and pass {instead}")
