@@ -138,14 +138,14 @@ def execute_steps(
         show(plan)
         plans.append(plan)
     if dry_run:
-        return _stop(journal, "dry run: nothing was changed", plans)
+        return _stop(journal, "dry run: nothing was changed", plans, "dry-run")
     if all(p.empty for p in plans) and not any(getattr(s.repair, "verify_when_empty", False) for s in steps):
-        return _stop(journal, "nothing to do", plans)
+        return _stop(journal, "nothing to do", plans, "ok")
     if not yes:
         ask = confirm or _terminal_confirm
         title = plans[0].title if len(plans) == 1 else f"{len(steps)} steps"
         if not ask(f"Apply: {title}?"):
-            return _stop(journal, "not confirmed: nothing was changed", plans, ok=False)
+            return _stop(journal, "not confirmed: nothing was changed", plans, "refused")
     done: list[str] = []
     try:
         return _apply_steps(steps, plans, journal, done, progress)
@@ -203,8 +203,8 @@ def _stopped_at(number: int, steps: list[Step], done: list[str], failed: Outcome
         "done": done or "none", "not started": not_started or "none", **failed.details})
 
 
-def _stop(journal: JournalRun, summary: str, plans: list[Plan], ok: bool = True) -> Outcome:
-    result = "dry-run" if summary.startswith("dry run") else "ok" if ok else "refused"
+def _stop(journal: JournalRun, summary: str, plans: list[Plan], result: str) -> Outcome:
+    ok = result != "refused"
     journal.record("outcome", {"stage": "plan", "ok": ok, "result": result, "step": 0, "summary": summary})
     return Outcome(ok=ok, summary=summary, details={"planned changes": sum(len(p.changes) for p in plans)})
 
