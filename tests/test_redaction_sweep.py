@@ -711,6 +711,10 @@ def _run_variant(run_cli, sandbox, config: Path, journal: Path, monkeypatch, val
 def test_everyday_word_secrets_leave_structure_intact(sandbox, run_cli, tmp_path, monkeypatch):
     sandbox.break_("stuck-in-progress")  # something to find, and rows for the reset plan
     sandbox.dirty()
+    import psycopg
+
+    with psycopg.connect(sandbox.state.database_url, autocommit=True) as db:
+        db.execute("ANALYZE")  # row estimates in summaries must not change between the two runs (autovacuum)
     config = _word_config(sandbox, tmp_path / "pipectl.toml")
     # each journal in a folder named like one of the words, as ordinary paths may be
     journals = {variant: tmp_path / variant / "internal" / "journal.sqlite3"
