@@ -14,7 +14,7 @@ from pipectl.interface import Context
 from pipectl import secrets
 from pipectl.model import Finding, Severity
 from pipectl.redact import redactor
-from pipectl.repairs.secrets import block_name_for, block_template
+from pipectl.repairs.secrets import block_name_for, block_template, variable_for
 
 _BLOCK_REF = re.compile(r"\{\{\s*prefect\.blocks\.secret\.([A-Za-z0-9_-]+)(?:\.[A-Za-z0-9_.-]+)?\s*\}\}")
 
@@ -144,8 +144,8 @@ def _move_to_blocks(name: str, plaintext: list[str]) -> list[str]:
     """`secret set` for each value, then one `patch` pointing each place at its block."""
     commands, specs = [], []
     for where in plaintext:
-        block = block_name_for(re.sub(r"[^A-Za-z0-9]+", "_", where))
-        commands.append(f"pipectl secret set {block} --from-env {_variable_for(where, block)}")
+        block = block_name_for(where)
+        commands.append(f"pipectl secret set {block} --from-env {variable_for(where)}")
         if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", where):
             specs.append(f"--env {where}=secret:{block}")
         else:

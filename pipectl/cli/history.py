@@ -41,14 +41,13 @@ def journal(
         raise UsageError(f"unknown format {format!r}: choose terminal or json")
     book = Journal(journal)
     here = None if all_pipelines or pipeline else _current(config)
-    runs = [r for r in book.runs(None) if (pipeline is None or r.pipeline == pipeline)
-            and (here is None or _same(r, here))]
-    outcomes = {r.id: book.events(r.id, "outcome") for r in runs}
-    if failed:
-        runs = [r for r in runs if outcomes[r.id] and not outcomes[r.id][-1].data.get("ok")]
-    if repairs:
-        runs = [r for r in runs if book.events(r.id, "plan")]
-    runs = runs[:limit]
+    last = book.last_outcomes()
+    planning = book.planning_runs() if repairs else set()
+    runs = [r for r in book.runs(None)
+            if (pipeline is None or r.pipeline == pipeline) and (here is None or here.owns(r))
+            and (not failed or (r.id in last and not last[r.id].data.get("ok")))
+            and (not repairs or r.id in planning)][:limit]
+    outcomes = {r.id: [last[r.id]] for r in runs if r.id in last}
     write(runs_json(runs, outcomes) if format == "json" else render_runs(runs, outcomes))
     if here is not None and format != "json":
         note(f"runs of pipeline {here.name} ({here.config}); --all for every pipeline")
@@ -88,7 +87,7 @@ def report(
             raise UsageError(f"no run {run_id} in the journal")
     else:
         here = _current(config)
-        run = next((r for r in book.runs(None) if here is None or _same(r, here)), None)
+        run = next((r for r in book.runs(None) if here is None or here.owns(r)), None)
         if run is None:
             raise UsageError("the journal has no run of this pipeline" if here else "the journal is empty")
     write(render_incident(run, book.events(run.id)), output)
@@ -116,7 +115,7 @@ def undo(
         raise UsageError(f"no run {run_id} in the journal")
     cfg = load(config)
     here = identity_of(cfg)
-    if not _same(run, here):
+    if not here.owns(run):
         raise UsageError(f"run {run_id} acted on pipeline {run.pipeline} ({run.config or 'config unknown'}), not on "
                          f"{here.name} ({here.config}): refusing to undo it here; use that pipeline's config")
     repair = UndoRun(cfg, run_id, changes_of(book.events(run_id)))
@@ -131,8 +130,3 @@ def _current(config: Path | None):
     if config is None and find_config() is None:
         return None
     return identity_of(load(config))
-
-
-def _same(run, here) -> bool:
-    """A run belongs to this pipeline when it reached the same systems (older runs: the same name)."""
-    return run.endpoints == here.endpoints if run.endpoints else run.pipeline == here.name

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipectl.cli.common import ConfigOption, command_line, load, note, write
+from pipectl.cli.common import ConfigOption, command_line, load, note, note_interrupted, write
 from pipectl.cli.repairs import DryRunOption, JournalOption, YesOption
 
 playbook_app = typer.Typer(help="Run a named repair.", no_args_is_help=True)
@@ -56,8 +56,8 @@ def run(
         outcome = run_playbook(loaded.items[name](), ctx, bound, yes=yes, dry_run=dry_run,
                                show=lambda plan: write(render_plan(plan)))
     except (PipectlError, KeyboardInterrupt) as exc:  # stopped halfway: the report says how far it got
-        if isinstance(exc, KeyboardInterrupt):  # typer turns it into a silent exit 130
-            note(f"pipectl: interrupted: {exc}" if str(exc) else "pipectl: interrupted")
+        if isinstance(exc, KeyboardInterrupt):
+            note_interrupted(exc)
         if not dry_run and book.events(bound.run.id, "outcome"):  # it got past planning
             with contextlib.suppress(Exception):
                 write_report()

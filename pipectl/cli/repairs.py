@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipectl.cli.common import ConfigOption, command_line, deployment_name, load, note, write
+from pipectl.cli.common import ConfigOption, command_line, deployment_name, load, note, note_interrupted, write
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking (for CI and scripts).")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show the plan and stop; nothing is changed.")]
@@ -36,7 +36,7 @@ def run_repair(config, repair, *, yes: bool, dry_run: bool, journal: Path | None
         outcome = execute_steps(steps, bound, yes=yes, dry_run=dry_run,
                                 show=lambda plan: write(render_plan(plan, fmt)))
     except KeyboardInterrupt as exc:  # typer turns it into a silent exit 130: say what was committed first
-        note(f"pipectl: interrupted: {exc}" if str(exc) else "pipectl: interrupted")
+        note_interrupted(exc)
         note(f"journal: run {bound.run.id} (`pipectl report {bound.run.id}`)")
         raise
     note(render_outcome(outcome).rstrip())
