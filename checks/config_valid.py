@@ -31,7 +31,7 @@ class ConfigValid(Check):
                 severity=Severity.P0,
                 impact="Anyone who can read the file (or its git history) holds these credentials.",
                 evidence={"keys": list(source.literal_secrets), "file": source.path},
-                fix=f"replace each with env:NAME in {source.path}, rotate the credential, then `pipectl doctor --only repo`",
+                advice=f"Replace each with env:NAME in {source.path} and rotate the credential.",
             ))
         loose = [t.table for t in config.state_tables if not t.stuck_after]
         if loose:
@@ -40,7 +40,7 @@ class ConfigValid(Check):
                 severity=Severity.P2,
                 impact="Rows in these tables are never reported as stuck.",
                 evidence={"tables": loose},
-                fix=f'add stuck_after = {{ QUEUED = "5m" }} under [[state_tables]] in {source.path}',
+                advice=f'Add stuck_after = {{ QUEUED = "5m" }} under [[state_tables]] in {source.path}.',
             ))
         if not findings:
             findings.append(self.ok(

@@ -40,7 +40,7 @@ class CredentialsPresent(Check):
                     component=component,
                     impact=f"The {component} part of the pipeline cannot authenticate or be found.",
                     evidence={"missing": missing, **({"present": present} if present else {})},
-                    fix=f"export {missing[0]}=… (or add it to .env), then `pipectl doctor --only {self.id}`",
+                    advice=f"Set {', '.join(missing)} in the environment or the config's env file.",
                 ))
             else:
                 findings.append(self.ok(f"{component}: {len(present)} variable(s) set", subject=component,

@@ -6,6 +6,7 @@ import time
 
 from pipectl.config import PipelineConfig, StateTable
 from pipectl.connectors import postgres
+from pipectl.deadline import retry_advice
 from pipectl.errors import ConnectorError, NotFound, Unauthorized
 from pipectl.interface import Check, Context
 from pipectl.model import Finding, Severity
@@ -72,22 +73,22 @@ class DbConnect(Check):
                 str(exc),
                 impact="Nothing can read or move the pipeline's rows with these credentials.",
                 evidence=location,
-                fix=f"correct the user/password in {holder}, then `pipectl doctor --only db`",
+                advice=f"Correct the user/password in {holder}.",
             )]  # fmt: skip
         except NotFound as exc:  # the database itself does not exist
             return [self.fail(
                 str(exc),
                 impact="Nothing can read or move the pipeline's rows.",
                 evidence=location,
-                fix=f"correct the database name in {'$' + variable if variable else 'database.dsn'}",
+                advice=f"Correct the database name in {'$' + variable if variable else 'database.dsn'}.",
             )]  # fmt: skip
         except ConnectorError as exc:
             return [self.error(
                 str(exc),
                 impact="Could not tell whether the pipeline's rows are moving.",
                 evidence=location,
-                fix=f"check that the server runs and this machine can reach {where}, then "
-                    f"`pipectl doctor --only db --timeout {max(ctx.timeout * 2, 10):g}`",
+                advice=f"Check that the server runs and this machine can reach {where}. "
+                       + retry_advice("db", ctx.timeout),
             )]  # fmt: skip
 
     def _table(self, db: postgres.Session, st: StateTable, ctx: Context) -> Finding:
@@ -104,9 +105,9 @@ class DbConnect(Check):
                     "dbname": db.where.dbname,
                     **({"similar": hint} if hint else {}),
                 },
-                fix=f'set table = "{hint}" under [[state_tables]] in {config_path}'
+                advice=f'Set table = "{hint}" under [[state_tables]] in {config_path}.'
                 if hint
-                else f"create {st.table}, or correct `table` under [[state_tables]] in {config_path}",
+                else f"Create {st.table}, or correct `table` under [[state_tables]] in {config_path}.",
             )
         if not info.can_select:
             return self.fail(
@@ -114,7 +115,7 @@ class DbConnect(Check):
                 subject=st.table,
                 impact="Rows of this table are never checked for being stuck.",
                 evidence={"table": st.table},
-                fix=f"GRANT SELECT ON {st.table} TO <the role in database.dsn>",
+                advice=f"Run `GRANT SELECT ON {st.table} TO <the role in database.dsn>` as the table's owner.",
             )
         wanted = {
             st.id_column: "id_column",
@@ -136,7 +137,7 @@ class DbConnect(Check):
                 subject=st.table,
                 impact="Stuck rows in this table cannot be counted.",
                 evidence={"table": st.table, "missing": missing, "config_keys": [wanted[m] for m in missing]},
-                fix=f'{fix} under [[state_tables]] table = "{st.table}" in {config_path}',
+                advice=f'{fix[0].upper()}{fix[1:]} under [[state_tables]] table = "{st.table}" in {config_path}.',
             )
         updated = info.column(st.updated_column)
         if updated is not None and updated.type not in postgres.TIME_TYPES:
@@ -145,7 +146,7 @@ class DbConnect(Check):
                 subject=st.table,
                 impact="How long a row has been waiting cannot be told.",
                 evidence={"table": st.table, "column": st.updated_column, "type": updated.type},
-                fix=f"point updated_column at a timestamptz column under [[state_tables]] in {config_path}",
+                advice=f"Point updated_column at a timestamptz column under [[state_tables]] in {config_path}.",
             )
         rows = "never analyzed" if info.estimated_rows < 0 else f"~{info.estimated_rows:,} rows"
         return self.ok(

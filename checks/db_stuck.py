@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from pipectl.checks.db_connect import connect_timeout, database_skip_reason, query_timeout
+
 from pipectl.config import PipelineConfig, StateTable
 from pipectl.connectors import postgres
 from pipectl.durations import format_duration
@@ -129,7 +130,7 @@ class DbStuck(Check):
             severity=Severity.P0 if group.rows >= P0_ROWS else Severity.P1,
             impact=_impact(group.status),
             evidence=evidence,
-            fix=fix_command(self.config, st, group),
+            **fix_for(self.config, st, group),
         )
 
     def _more(self, st: StateTable, rest: list[postgres.StuckGroup]) -> Finding:
@@ -157,7 +158,7 @@ class DbStuck(Check):
                 severity=Severity.P2,
                 impact="Each doctor run scans the whole table, and may time out as it grows.",
                 evidence={"table": st.table, "invalid_index": name, "estimated_rows": info.estimated_rows},
-                fix=f"DROP INDEX CONCURRENTLY {_quoted_index(info, name)}; {create}",
+                **_psql(self.config, f"DROP INDEX CONCURRENTLY {_quoted_index(info, name)}", create),
             )
         return self.warn(
             f"{st.table}: no index leads with {st.status_column}; the stuck scan reads {rows}",
@@ -166,7 +167,7 @@ class DbStuck(Check):
             impact="Each doctor run (and each reset) scans the whole table, and may time out as it grows.",
             evidence={"table": st.table, "estimated_rows": info.estimated_rows,
                       "indexes": [ix.name for ix in info.indexes]},
-            fix=create,
+            **_psql(self.config, create),
         )  # fmt: skip
 
     def _cannot_look(self, st: StateTable, why: str) -> Finding:
@@ -179,14 +180,29 @@ class DbStuck(Check):
         )
 
 
-def fix_command(config: PipelineConfig, st: StateTable, group: postgres.StuckGroup) -> str:
-    """Rows waiting to be picked up need the run that picks them up; rows stuck later need a reset."""
-    for deployment in config.prefect.deployments:
-        if deployment.moves and deployment.moves.table == st.table and deployment.moves.from_status == group.status:
-            return f"pipectl trigger {shlex.quote(deployment.name)} --wait"
-    if previous_status(group.status) is None and group.status.upper() == "PENDING":
-        return "pipectl doctor --only prefect  # nothing picks up PENDING rows: find out why before resetting"
-    return reset_command(st, group)
+def fix_for(config: PipelineConfig, st: StateTable, group: postgres.StuckGroup) -> dict[str, Any]:
+    """`fix` and `advice` for a stuck group. Rows waiting to be picked up need the run that picks them up;
+    rows stuck later need a reset, and then that run, when the config says which deployment it is."""
+
+    def mover(status: str | None) -> str | None:
+        for deployment in config.prefect.deployments:
+            moves = deployment.moves
+            if moves and moves.table == st.table and status and moves.from_status.upper() == status.upper():
+                return f"pipectl trigger {shlex.quote(deployment.name)} --wait"
+        return None
+
+    trigger = mover(group.status)
+    if trigger:
+        return {"fix": [trigger], "advice": _AFTER_CAUSE}
+    previous = previous_status(group.status)
+    if previous is None and group.status.upper() == "PENDING":
+        return {"advice": "Nothing is configured to pick up PENDING rows: find out why "
+                          "(`pipectl doctor --only prefect`) before resetting anything."}
+    again = mover(previous)
+    return {"fix": [reset_command(st, group), *([again] if again else [])], "advice": _AFTER_CAUSE}
+
+
+_AFTER_CAUSE = "Fix what stopped the rows first (the finding this one is under), or they get stuck again."
 
 
 def reset_command(st: StateTable, group: postgres.StuckGroup) -> str:
@@ -201,6 +217,15 @@ def reset_command(st: StateTable, group: postgres.StuckGroup) -> str:
         if value is not None:
             args += ["--step", str(value)]
     return " ".join(shlex.quote(a) for a in args)
+
+
+def _psql(config: PipelineConfig, *statements: str) -> dict[str, Any]:
+    """`psql` commands for SQL the pipeline's own connection runs; the DSN from its variable, never written
+    out. Without a variable to name, the SQL is advice."""
+    variable = config.source.references.get("database.dsn")
+    if not variable:
+        return {"advice": "Run as the table's owner: " + " ".join(f"`{s};`" for s in statements)}
+    return {"fix": [f'psql "${variable}" -c {shlex.quote(s)}' for s in statements]}
 
 
 def previous_status(status: str) -> str | None:

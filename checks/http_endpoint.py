@@ -60,11 +60,11 @@ class HttpEndpoint(Check):
                 subject=subject,
                 evidence={"url": url, "method": method},
                 impact="Could not tell whether it works; its callers probably cannot reach it either.",
-                fix=f"curl -i -X {method} {shlex.quote(url)}",
+                advice=f"Is the service up? Look with `curl -i -X {method} {shlex.quote(url)}`.",
             )
         except PipectlError as exc:
             return self.error(str(exc), subject=subject, evidence={"url": url, "method": method},
-                              fix="correct the [[http]] entry in the config")  # fmt: skip
+                              advice="Correct the [[http]] entry in the config.")  # fmt: skip
         return self._judge(endpoint, answer, subject, url, method)
 
     def _judge(
@@ -103,12 +103,12 @@ class HttpEndpoint(Check):
             else "Callers get an error or an unexpected answer; the work behind the endpoint does not run."
         )
         if field and answer.status == endpoint.expect_status:
-            fix = f"curl -s -X {method} {shlex.quote(url)} | jq {shlex.quote(_jq_path(field))}"
+            look = f"curl -s -X {method} {shlex.quote(url)} | jq {shlex.quote(_jq_path(field))}"
         else:
-            fix = f"curl -s -i -X {method} {shlex.quote(url)}"
-        fix += "  # then read the service's logs for this request"
+            look = f"curl -s -i -X {method} {shlex.quote(url)}"
         return self.fail(
-            f"{subject}: {'; '.join(problems)}", subject=subject, impact=impact, evidence=evidence, fix=fix
+            f"{subject}: {'; '.join(problems)}", subject=subject, impact=impact, evidence=evidence,
+            advice=f"See the answer with `{look}`, then read the service's logs for this request.",
         )
 
 

@@ -9,6 +9,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from pipectl.deadline import retry_advice
 from pipectl.errors import PipectlError, Unauthorized, Unreachable
 from pipectl.interface import Check, Context
 from pipectl.model import Finding, Severity
@@ -117,8 +118,8 @@ class ModalAuth(Check):
             return [self.skipped(
                 f"no local Modal token to try: {names} not set", subject="local",
                 evidence={"missing": token.missing},
-                fix=f"export {' '.join(f'{n}=…' for n in token.missing if not n.startswith('['))} "
-                    "(or add them to the config's env file)",
+                advice=f"Set {', '.join(n for n in token.missing if not n.startswith('['))} in the environment "
+                       "or the config's env file.",
             )]  # fmt: skip
         where = server_where(ctx)
         try:
@@ -130,8 +131,8 @@ class ModalAuth(Check):
                 f"the local Modal token ({', '.join(names)}) is rejected by {where}", subject="local",
                 evidence={"server": where, "variables": names},
                 impact="pipectl cannot look at Modal, and anything started from here with this token fails.",
-                fix="create a token with `modal token new` (or in the Modal dashboard) and put it in "
-                    f"{' / '.join(names)}, then `pipectl doctor --only modal`",
+                advice="Create a token with `modal token new` (or in the Modal dashboard) and put it in "
+                       f"{' / '.join(names)}.",
             )]  # fmt: skip
         except Unreachable as exc:
             return [self._unreachable(ctx, exc, "local")]
@@ -155,7 +156,7 @@ class ModalAuth(Check):
         except PipectlError as exc:  # could not tell: an ERROR, never a skip that reads as all-clear
             return [self.error(f"cannot read deployment {name} from Prefect to try its token: {exc}",
                                subject=name, impact="Could not tell whether the deployment's token works.",
-                               fix=_AFTER_PREFECT)]
+                               advice=_AFTER_PREFECT)]
         if info is None:
             return []  # prefect.deployment reports a missing deployment
         env = info.job_variables.get("env") if isinstance(info.job_variables, dict) else None
@@ -190,7 +191,7 @@ class ModalAuth(Check):
         except PipectlError as exc:
             return [self.error(f"cannot read the Secret blocks of deployment {name} to try its token: {exc}",
                                subject=name, evidence=evidence,
-                               impact="Could not tell whether the deployment's token works.", fix=_AFTER_PREFECT)]
+                               impact="Could not tell whether the deployment's token works.", advice=_AFTER_PREFECT)]
         for value in values:
             redactor.add(value)  # before anything else is done with it
         resolved = {k: _field(v, paths[k]) for k, v in zip(blocks, values, strict=True)}
@@ -207,7 +208,7 @@ class ModalAuth(Check):
                 f"Secret block {blocks[stray[0]]} (the {stray[0]} of deployment {name}) holds the token with "
                 "whitespace around it (a trailing newline?)", subject=name, evidence=evidence,
                 impact="Every Modal call of this deployment fails: the token cannot be sent as it is.",
-                fix=self._store_fix(ctx, name, blocks),
+                fix=self._store_fix(ctx, name, blocks), advice=self._token_advice(ctx),
             )]
         token = [resolved.get(k) or env[k] for k in _KEYS]
         try:
@@ -220,7 +221,7 @@ class ModalAuth(Check):
                 evidence={**evidence, "token_from": source},
                 impact="Every Modal spawn of this deployment fails; its runs still end COMPLETED and the "
                        "rows they queued stay QUEUED.",
-                fix=self._store_fix(ctx, name, blocks),
+                fix=self._store_fix(ctx, name, blocks), advice=self._token_advice(ctx),
             )]  # fmt: skip
         except Unreachable as exc:
             return [self._unreachable(ctx, exc, name)]
@@ -231,27 +232,35 @@ class ModalAuth(Check):
                         evidence=evidence)]
 
     @staticmethod
-    def _store_fix(ctx: Context, deployment: str, blocks: dict[str, str]) -> str:
-        """Store a working token (the local one, from its variables) in the blocks the deployment reads."""
+    def _token_variables(ctx: Context) -> dict[str, str]:
         refs = ctx.config.source.references
-        var = {k: refs.get(f"modal.{k.lower().removeprefix('modal_')}", k) for k in _KEYS}
+        return {k: refs.get(f"modal.{k.lower().removeprefix('modal_')}", k) for k in _KEYS}
+
+    @classmethod
+    def _store_fix(cls, ctx: Context, deployment: str, blocks: dict[str, str]) -> list[str]:
+        """Store a working token (the local one, from its variables) in the blocks the deployment reads."""
+        var = cls._token_variables(ctx)
         block = {k: blocks.get(k) or k.lower().replace("_", "-") for k in _KEYS}  # the conventional names
         steps = [f"pipectl secret set {block[k]} --from-env {var[k]}" for k in _KEYS]
         if len(blocks) < len(_KEYS):  # literal values in the job variables: point them at the blocks
             specs = " ".join(f"--env {k}=secret:{block[k]}" for k in _KEYS if k not in blocks)
             steps.append(f"pipectl patch {shlex.quote(deployment)} {specs}")
-        return (f"with a working token in {' / '.join(var.values())} (`modal token new` makes one): "
-                f"`{' && '.join(steps)}`, then `pipectl doctor --only modal.auth`")
+        return steps
+
+    @classmethod
+    def _token_advice(cls, ctx: Context) -> str:
+        return (f"The commands store the token found in {' / '.join(cls._token_variables(ctx).values())}: make sure "
+                "it is a working one first (`modal token new` makes one).")
 
     def _unreachable(self, ctx: Context, exc: Exception, subject: str) -> Finding:
         return self.error(
             str(exc), subject=subject, evidence={"server": server_where(ctx)},
             impact="Could not tell whether the token works; the pipeline probably cannot reach Modal either.",
-            fix=f"pipectl doctor --only {self.id} --timeout {max(ctx.timeout * 2, 10):g}",
+            advice=retry_advice(self.id, ctx.timeout),
         )
 
 
-_AFTER_PREFECT = "once Prefect answers (see prefect.api): `pipectl doctor --only prefect.api,modal.auth`"
+_AFTER_PREFECT = "Once Prefect answers (see prefect.api), look again: `pipectl doctor --only prefect.api,modal.auth`."
 
 
 def _field(value: str | None, path: list[str]) -> str | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from pipectl.checks.modal_auth import budget, local_token, server_where
+
+from pipectl.deadline import retry_advice
 from pipectl.errors import PipectlError, Unauthorized, Unreachable
 from pipectl.interface import Check, Context
 from pipectl.model import Finding, Severity
@@ -57,7 +59,7 @@ class ModalFunction(Check):
         except Unreachable as exc:
             return self.error(str(exc), subject=name, evidence=evidence,
                               impact="Could not tell whether the function is deployed.",
-                              fix=f"pipectl doctor --only {self.id} --timeout {max(ctx.timeout * 2, 10):g}")
+                              advice=retry_advice(self.id, ctx.timeout))
         except PipectlError as exc:
             return self.error(str(exc), subject=name, evidence=evidence,
                               impact="Could not tell whether the function is deployed.")
@@ -66,7 +68,7 @@ class ModalFunction(Check):
                 f"function {function} is not deployed in app {app}", subject=name, evidence=evidence,
                 impact=f"Every spawn of {app}/{function} fails; the flow that spawns it still ends COMPLETED "
                        "and its rows stay QUEUED.",
-                fix=f"from the workers' repository, `modal deploy -m <module that defines app {app}>` with "
-                    "the pipeline's workspace token, then `pipectl doctor --only modal.function`",
+                advice=f"From the workers' repository, deploy the module that defines app {app} "
+                       "(`modal deploy -m <module>`) with the pipeline's workspace token.",
             )  # fmt: skip
         return self.ok(f"function {function} is deployed in app {app}", subject=name, evidence=evidence)

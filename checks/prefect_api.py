@@ -5,6 +5,7 @@ Also home of the small helpers the other `prefect.*` checks share (which API, ho
 
 from __future__ import annotations
 
+import shlex
 import time
 from urllib.parse import urlsplit, urlunsplit
 
@@ -48,6 +49,17 @@ def safe_url(url: str) -> str:
         host = parts.hostname or ""
         parts = parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host)
     return urlunsplit(parts)
+
+
+def prefect_cli(ctx: Context, *args: str) -> str:
+    """A `prefect …` command aimed at the configured API, as printed in a fix: it runs as is from any shell
+    (the key, when one is needed, comes from the variable the config names, never written out)."""
+    url, key = api(ctx)
+    env = f"PREFECT_API_URL={shlex.quote(safe_url(url))}"
+    if key:
+        variable = ctx.config.source.references.get("prefect.api_key", "PREFECT_API_KEY")
+        env += f' PREFECT_API_KEY="${variable}"'
+    return " ".join([env, "prefect", *(shlex.quote(a) for a in args)])
 
 
 def runs_text(n: int) -> str:
@@ -103,12 +115,10 @@ class PrefectApi(Check):
         except Unauthorized as exc:
             if key:
                 summary = f"Prefect API key refused by {where}"
-                fix = (f"set {key_variable or 'PREFECT_API_KEY'} to a valid API key of this workspace, "
-                       f"then `pipectl doctor --only {self.id}`")
+                advice = f"Set {key_variable or 'PREFECT_API_KEY'} to a valid API key of this workspace."
             else:
                 summary = f"Prefect at {where} requires an API key and none is configured"
-                fix = ('add api_key = "env:PREFECT_API_KEY" to [prefect], export PREFECT_API_KEY, '
-                       f"then `pipectl doctor --only {self.id}`")
+                advice = 'Add api_key = "env:PREFECT_API_KEY" to [prefect] and export PREFECT_API_KEY.'
             unresolved = ctx.config.source.unresolved.get("prefect.api_key")
             if unresolved:
                 summary += f" ({unresolved} is not set)"
@@ -116,15 +126,15 @@ class PrefectApi(Check):
                 summary,
                 impact="pipectl and the pipeline's own clients cannot read or schedule anything in Prefect.",
                 evidence={"url": where, "error": str(exc), "api_key_configured": bool(key)},
-                fix=fix,
+                advice=advice,
             )]
         except Unreachable as exc:
             return [self.error(
                 str(exc),
                 impact="No deployment can be scheduled or run, and the other Prefect checks cannot tell anything.",
                 evidence={"url": where},
-                fix=f"curl -fsS {where.rstrip('/')}/health (if that fails too: start the server, or correct "
-                    "prefect.api_url)",
+                advice=f"Start the Prefect server at {where}, or correct prefect.api_url in "
+                       f"{ctx.config.source.path}.",
             )]
         return [self.ok(
             f"Prefect API at {where} answers (server {version})",

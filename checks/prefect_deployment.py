@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pipectl.checks.prefect_api import Budget, api, DeploymentsCheck, safe_url
+import shlex
+
+from pipectl.checks.prefect_api import Budget, DeploymentsCheck, api, safe_url
 
 from pipectl.connectors import prefect as prefect_api
 from pipectl.interface import Context
@@ -37,7 +39,7 @@ class PrefectDeployment(DeploymentsCheck):
                     subject=name,
                     impact=f"Every trigger of {name} fails; its work piles up (or lands in a dead-letter queue).",
                     evidence={"deployment": name, "problem": "not_registered"},
-                    fix=_register_command(entry),
+                    **_register(entry),
                 ))
                 continue
             pool = deployment.work_pool_name
@@ -48,20 +50,19 @@ class PrefectDeployment(DeploymentsCheck):
                 "status": deployment.status,
                 "work_pool": pool,
             }
-            problems: list[tuple[str, str, str, str]] = []  # (problem, summary, impact, fix)
+            problems: list[tuple[str, str, str, list[str], str]] = []  # (problem, summary, impact, fix, advice)
             if deployment.paused:
                 problems.append((
                     "paused", f"deployment {name} is paused",
                     f"No scheduled run of {name} starts until it is resumed.",
-                    _resume_command(ctx, deployment.id),
+                    [_resume_command(ctx, deployment.id)], "",
                 ))
             if entry.work_pool and pool != entry.work_pool:
                 problems.append((
                     "work_pool_mismatch",
                     f"deployment {name} runs on work pool {pool or '(none)'}, the config says {entry.work_pool}",
                     f"Its runs go to {pool or 'no pool'}, where the pipeline's workers do not look.",
-                    (f"redeploy {name} to work pool {entry.work_pool}, or set work_pool = \"{pool}\" for it "
-                     "in pipectl.toml if that pool is the right one"),
+                    *_repool(entry, pool, ctx.config.source.path),
                 ))
             if pool:
                 if pool not in pools:
@@ -70,8 +71,9 @@ class PrefectDeployment(DeploymentsCheck):
                     problems.append((
                         "work_pool_missing", f"deployment {name} runs on work pool {pool}, which does not exist",
                         f"No worker can ever pick up a run of {name}.",
-                        (f"prefect work-pool create {pool} --type process (or the type production uses, "
-                         "e.g. prefect:managed)"),
+                        [f"prefect work-pool create {shlex.quote(pool)} --type process"],
+                        "Use the pool type production uses (process, docker, kubernetes, prefect:managed …) "
+                        "and start a worker on it.",
                     ))
             if not problems:
                 findings.append(self.ok(
@@ -85,7 +87,8 @@ class PrefectDeployment(DeploymentsCheck):
                 subject=name,
                 impact=problems[0][2],
                 evidence={**evidence, "problem": kinds[0], "problems": kinds},
-                fix=problems[0][3],
+                fix=[command for p in problems for command in p[3]],
+                advice=" ".join(p[4] for p in problems if p[4]),
             ))
         return findings
 
@@ -98,10 +101,18 @@ def _resume_command(ctx: Context, deployment_id: str) -> str:
             """-H 'Content-Type: application/json' -d '{"paused": false}'""")
 
 
-def _register_command(entry) -> str:
+def _register(entry) -> dict:
     """`pipectl deploy register` needs entrypoint, source and work_pool in the config entry."""
     lacking = [key for key in ("entrypoint", "source", "work_pool") if not getattr(entry, key)]
-    command = f"pipectl deploy register {entry.name}"
+    command = f"pipectl deploy register {shlex.quote(entry.name)}"
     if lacking:
-        return f"add {', '.join(lacking)} to its [[prefect.deployments]] entry, then `{command}`"
-    return command
+        return {"advice": f"Add {', '.join(lacking)} to its [[prefect.deployments]] entry, then `{command}`."}
+    return {"fix": [command]}
+
+
+def _repool(entry, pool: str | None, config_path) -> tuple[list[str], str]:
+    """Back onto the configured pool: re-registering does it when the config says how to."""
+    found = _register(entry)
+    other = (f' If {pool} is the right pool, set work_pool = "{pool}" for it in {config_path} instead.'
+             if pool else "")
+    return found.get("fix", []), found.get("advice", "") + other

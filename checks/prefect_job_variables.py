@@ -7,11 +7,11 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from pipectl.checks.prefect_api import Budget, api, DeploymentsCheck
+from pipectl.checks.prefect_api import Budget, DeploymentsCheck, api
 
+from pipectl import secrets
 from pipectl.connectors import prefect as prefect_api
 from pipectl.interface import Context
-from pipectl import secrets
 from pipectl.model import Finding, Severity
 from pipectl.redact import redactor
 from pipectl.repairs.secrets import block_name_for, block_template, variable_for
@@ -72,14 +72,14 @@ class PrefectJobVariables(DeploymentsCheck):
                 "missing": missing,
                 "blocks": sorted(referenced),
             }
-            problems: list[tuple[str, str, str]] = []  # (summary, impact, fix): most urgent first
+            problems: list[tuple[str, str, list[str], str]] = []  # (summary, impact, fix, advice): most urgent first
             if missing:
                 problems.append((
                     (f"{name} runs without {', '.join(missing)}: its job_variables.env lacks "
                      f"{'it' if len(missing) == 1 else 'them'}"),
                     (f"Runs of {name} start without {', '.join(missing)}; code that needs them fails, "
                      "possibly silently (the run still ends COMPLETED)."),
-                    self._patch_command(ctx, budget, name, missing, blocks),
+                    [self._patch_command(ctx, budget, name, missing, blocks)], "",
                 ))
             for block in absent + empty:
                 what = "does not exist" if block in absent else "is empty"
@@ -87,7 +87,8 @@ class PrefectJobVariables(DeploymentsCheck):
                 problems.append((
                     f"Secret block {block} (used by {user} of {name}) {what}",
                     f"Every run of {name} fails at start, or gets an empty {user}.",
-                    f"pipectl secret set {block} --from-env {_variable_for(user, block)}",
+                    [f"pipectl secret set {block} --from-env {_variable_for(user, block)}"],
+                    f"The command stores the value of {_variable_for(user, block)}: set it first.",
                 ))
             if problems:
                 evidence |= {"missing_blocks": absent, "empty_blocks": empty}
@@ -97,7 +98,7 @@ class PrefectJobVariables(DeploymentsCheck):
                     (f"{', '.join(plaintext)} sit{'s' if len(plaintext) == 1 else ''} in the job variables of "
                      f"{name} as plain text"),
                     "Anyone who can read the deployment (UI, API, logs of the run) holds the credential.",
-                    " && ".join(commands) + ", then rotate the credential",
+                    list(commands), "Then rotate the credential: it has been readable in plain text.",
                 ))
                 evidence["plaintext_keys"] = plaintext
             if not problems:
@@ -114,7 +115,8 @@ class PrefectJobVariables(DeploymentsCheck):
                 severity=Severity.P0 if p0 else Severity.P1,
                 impact=problems[0][1],
                 evidence=evidence,
-                fix=problems[0][2],
+                fix=[command for p in problems for command in p[2]],
+                advice=" ".join(dict.fromkeys(p[3] for p in problems if p[3])),
             ))
         return findings
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipectl.checks.prefect_api import Budget, api, DeploymentsCheck, runs_text
+from pipectl.checks.prefect_api import Budget, DeploymentsCheck, api, prefect_cli, runs_text
 
 from pipectl.config import DeploymentConfig, PipelineConfig, StateTable
 from pipectl.connectors import prefect as prefect_api
@@ -114,7 +115,8 @@ class PrefectRuns(DeploymentsCheck):
                 subject=name,
                 impact=f"The work {name} should have done in that run was not done.",
                 evidence={**evidence, "run_id": latest.id},
-                fix=f"prefect flow-run logs {latest.id}",
+                advice=f"Read why in its logs (`{prefect_cli(ctx, 'flow-run', 'logs', latest.id)}`); once the "
+                       f"cause is fixed, `pipectl trigger {shlex.quote(name)} --wait` runs it again.",
             ))
         if late:
             problems.append(self.fail(
@@ -124,14 +126,15 @@ class PrefectRuns(DeploymentsCheck):
                 subject=name,
                 impact=f"{name} is not executing at all; everything it should move stays where it is.",
                 evidence=evidence,
-                fix=f"prefect worker start --pool {pool}" if pool else "pipectl doctor --only prefect.work_pool",
+                advice=(f"See why in prefect.work_pool:{pool}." if pool else
+                        f"The deployment is on no work pool: see prefect.deployment:{name}."),
             ))
         if problems:
             first = problems[0]
             also = [p.summary for p in problems[1:]]
             return first if not also else self.fail(
                 f"{first.summary}; also: {'; '.join(also)}", subject=name, severity=first.severity,
-                impact=first.impact, evidence={**evidence, **first.evidence}, fix=first.fix,
+                impact=first.impact, evidence={**evidence, **first.evidence}, fix=first.fix, advice=first.advice,
             )
         if rows_error is not None:
             return self.error(
@@ -139,7 +142,7 @@ class PrefectRuns(DeploymentsCheck):
                 f"of {entry.moves.table}: {rows_error}",
                 subject=name, evidence=evidence,
                 impact="A run that completes without moving anything (the first incident) would go unseen.",
-                fix="pipectl doctor --only db",
+                advice="See the db findings.",
             )
         if latest is None:
             return self.ok(f"{name}: no finished runs yet, none Late", subject=name, evidence=evidence)
@@ -194,5 +197,5 @@ class PrefectRuns(DeploymentsCheck):
                 "table": moves.table,
                 "since": started.isoformat(timespec="seconds"),
             },
-            fix=f"prefect flow-run logs {run.id}",
+            advice=f"The swallowed error is in the run's logs: `{prefect_cli(ctx, 'flow-run', 'logs', run.id)}`.",
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pipectl.checks.prefect_api import Budget, api, DeploymentsCheck, runs_text
+from pipectl.checks.prefect_api import Budget, DeploymentsCheck, api, prefect_cli, runs_text
 
 from pipectl.connectors import prefect as prefect_api
 from pipectl.interface import Context
@@ -42,15 +42,16 @@ class PrefectWorkPool(DeploymentsCheck):
 
     def _pool(self, ctx: Context, budget: Budget, name: str, users: list[str]) -> Finding:
         info = prefect_api.read_work_pool(*api(ctx), name, timeout=budget.left())
-        start = f"prefect worker start --pool {name}"
+        start = prefect_cli(ctx, "worker", "start", "--pool", name)
         if info is None:
             return self.fail(
                 f"work pool {name} does not exist",
                 subject=name,
                 impact=f"No run of {', '.join(users)} can ever start.",
                 evidence={"pool": name, "deployments": users, "problem": "missing"},
-                fix=f"prefect work-pool create {name} --type process (or the type production uses, "
-                    f"e.g. prefect:managed), then `{start}`",
+                fix=[prefect_cli(ctx, "work-pool", "create", name, "--type", "process"), start],
+                advice="Use the pool type production uses (process, docker, kubernetes, prefect:managed …); "
+                       "the worker keeps running: start it where workers run.",
             )
         late = prefect_api.count_late_runs(*api(ctx), pool=name, timeout=budget.left())
         now = datetime.now(UTC)
@@ -73,14 +74,23 @@ class PrefectWorkPool(DeploymentsCheck):
             return self.fail(
                 f"work pool {name} is paused" + (f"; {runs_text(late)} Late" if late else ""),
                 subject=name, impact=impact, evidence={**evidence, "problem": "paused"},
-                fix=f"prefect work-pool resume {name}",
+                fix=[prefect_cli(ctx, "work-pool", "resume", name)],
             )
         if not live:
             seen = f"last heartbeat {evidence['last_heartbeat_s']:g}s ago" if newest else "no worker ever seen"
             return self.fail(
                 f"no worker polls work pool {name} ({seen})" + (f"; {runs_text(late)} Late" if late else ""),
                 subject=name, impact=impact, evidence={**evidence, "problem": "no_worker"},
-                fix=start,
+                fix=[start], advice="The worker keeps running: start it where the pipeline's workers run.",
+            )
+        if info.concurrency_limit == 0:
+            return self.fail(
+                f"work pool {name} has a concurrency limit of 0: no run can start"
+                + (f"; {runs_text(late)} Late" if late else ""),
+                subject=name, impact=impact, evidence={**evidence, "problem": "concurrency_zero"},
+                fix=[prefect_cli(ctx, "work-pool", "clear-concurrency-limit", name)],
+                advice="Or set the limit production needs: `prefect work-pool set-concurrency-limit "
+                       f"{name} N`.",
             )
         if late:
             limit = (f", or the pool's concurrency limit ({info.concurrency_limit}) is reached"
@@ -91,7 +101,7 @@ class PrefectWorkPool(DeploymentsCheck):
                 f"counts as ONLINE (last heartbeat {evidence['last_heartbeat_s']:g}s ago): it stopped "
                 f"moments ago or hangs{limit}",
                 subject=name, impact=impact, evidence={**evidence, "problem": "late_runs"},
-                fix=start,
+                fix=[start], advice="Look at the worker's log first: a worker that hangs must be restarted.",
             )
         return self.ok(
             f"work pool {name}: {len(live)} live worker(s), no Late runs",

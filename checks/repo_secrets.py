@@ -7,7 +7,7 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipectl.errors import ConnectorError, NotFound
 from pipectl.interface import Check, Context
@@ -179,7 +179,7 @@ class _Scan:
                         "files_scanned": self.files_scanned,
                         "commits_scanned": self.commits_scanned,
                     },
-                    fix="git fsck --full  # then fetch the objects again from another clone, or re-clone",
+                    advice="Run `git fsck --full`, then fetch the objects again from another clone, or re-clone.",
                 )
             )
         if not self.by_file and not self.truncated and not self.unreadable:
@@ -226,7 +226,7 @@ class _Scan:
                 impact="Anyone with a clone of the repository holds these credentials, even after the file "
                 "is deleted, until they are rotated.",
                 evidence=evidence,
-                fix=_fix(path, exists=exists, committed=True),
+                **_fix(self.root, path, exists=exists, committed=True),
             )
         return check.finding(
             Status.WARN,
@@ -236,30 +236,31 @@ class _Scan:
             subject=path,
             impact="One `git add -A && git commit` away from leaking these credentials.",
             evidence=evidence,
-            fix=_fix(path, exists=exists, committed=False, tracked=bool(tracked)),
+            **_fix(self.root, path, exists=exists, committed=False, tracked=bool(tracked)),
         )
 
 
-def _fix(path: str, exists: bool, committed: bool, tracked: bool = True) -> str:
-    quoted = shlex.quote(path)
+def _fix(root: Path, path: str, exists: bool, committed: bool, tracked: bool = True) -> dict[str, Any]:
+    """`fix` and `advice` for a file with credentials in repository `root` (named in every command)."""
+    repo, quoted = shlex.quote(str(root)), shlex.quote(path)
+    ignore = f"echo {shlex.quote('/' + path)} >> {shlex.quote(str(root / '.gitignore'))}"
     if not committed:
         if tracked:
-            return f"before committing, move the values out of {quoted} into the environment (env:NAME)"
-        return f"echo {shlex.quote('/' + path)} >> .gitignore  # and keep the values in the environment"
-    purge = (
-        f"git filter-repo --invert-paths --path {quoted} && git push --force --all && git push --force --tags"
-    )
+            return {"advice": f"Before committing, move the values out of {path} (in {root}) into the "
+                              "environment (env:NAME)."}
+        return {"fix": [ignore], "advice": "Keep the values in the environment, not in the repository."}
+    rotate = "Rotate the credentials first: removing them from history does not make them secret again."
+    purge = [f"git -C {repo} filter-repo --force --invert-paths --path {quoted}",
+             f"git -C {repo} push --force --all", f"git -C {repo} push --force --tags"]
     if not exists:
-        return f"rotate the credentials, then: {purge}"
+        return {"fix": purge, "advice": rotate}
     if _is_credentials_file(path):
-        ignore = f"echo {shlex.quote('/' + path)} >> .gitignore"
-        stop = f"git commit -m {shlex.quote('Stop tracking ' + path)}"
-        return f"rotate the credentials, then: git rm --cached {quoted} && {ignore} && {stop} && {purge}"
-    return (
-        f"rotate the credentials, replace them with env:NAME in {quoted} and commit, then list the old "
-        "values in leaked.txt (one per line) and: git filter-repo --replace-text leaked.txt "
-        "&& git push --force --all"
-    )
+        stop = f"git -C {repo} commit -m {shlex.quote('Stop tracking ' + path)}"
+        return {"fix": [f"git -C {repo} rm --cached {quoted}", ignore, f"git -C {repo} add .gitignore", stop,
+                        *purge], "advice": rotate}
+    return {"advice": f"{rotate} Then replace them with env:NAME in {path} and commit, list the old values in "
+                      f"leaked.txt (one per line) and run `git -C {repo} filter-repo --replace-text leaked.txt` "
+                      "and `git push --force --all`."}
 
 
 def _is_credentials_file(path: str) -> bool:

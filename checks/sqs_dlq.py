@@ -55,7 +55,7 @@ class SqsDlq(Check):
                 f"queue {ref.name} has no dead-letter queue: failing messages retry forever or are lost",
                 subject=t.subject, evidence=evidence,
                 impact="A message that keeps failing is retried until it expires, then silently dropped.",
-                fix=_add_dlq_fix(t, ref.name, ref.region or t.region, dlq_exists=bool(dlq_url)),
+                fix=_add_dlq(t, ref.region or t.region, queue.arn, f"{ref.name}-dlq", create=not dlq_url),
             )  # fmt: skip
         target_name = queue.redrive.dlq_arn.rsplit(":", 1)[-1]
         evidence.update(dlq=target_name, max_receive_count=queue.redrive.max_receive_count)
@@ -67,14 +67,17 @@ class SqsDlq(Check):
             except UsageError as exc:
                 return self.fail(f"malformed dlq_url for queue {t.subject}: {exc}", subject=t.subject,
                                  evidence={**evidence, "key": f"queues[{t.index}].dlq_url"},
-                                 fix=f"correct queues[{t.index}].dlq_url in {ctx.config.source.path}")
+                                 advice=f"Correct queues[{t.index}].dlq_url in {ctx.config.source.path}.")
             except NotFound:
                 return self.fail(
                     f"the configured dead-letter queue {dlq_ref.name} does not exist", subject=t.subject,
                     evidence={**evidence, "configured": dlq_ref.name},
                     impact="Failed messages cannot be inspected or redriven from the configured queue.",
-                    fix=f"set queues[{t.index}].dlq_url to the URL of {target_name} in "
-                        f"{ctx.config.source.path}",
+                    **({"fix": [_aws(t, ref.region or t.region, "create-queue", "--queue-name", target_name)],
+                        "advice": f"The RedrivePolicy of {ref.name} already names {target_name}."}
+                       if dlq_ref.name == target_name else
+                       {"advice": f"Set queues[{t.index}].dlq_url to the URL of {target_name} in "
+                                  f"{ctx.config.source.path}."}),
                 )  # fmt: skip
             except PipectlError as exc:
                 return self._unread(exc, t, evidence)
@@ -83,8 +86,8 @@ class SqsDlq(Check):
                     f"queue {ref.name} dead-letters to {target_name}, not to the configured {dlq_ref.name}",
                     subject=t.subject, evidence={**evidence, "configured": dlq_ref.name},
                     impact="Failed messages pile up where nobody looks, and a redrive reads the wrong queue.",
-                    fix=f"set queues[{t.index}].dlq_url to the URL of {target_name} in "
-                        f"{ctx.config.source.path} (or change the queue's RedrivePolicy)",
+                    advice=f"Set queues[{t.index}].dlq_url to the URL of {target_name} in "
+                           f"{ctx.config.source.path} (or change the queue's RedrivePolicy).",
                 )  # fmt: skip
         else:
             try:
@@ -99,7 +102,8 @@ class SqsDlq(Check):
                     f"queue {ref.name} dead-letters to {target_name}, which does not exist",
                     subject=t.subject, evidence=evidence,
                     impact="Messages that keep failing have nowhere to go and are lost.",
-                    fix=_add_dlq_fix(t, ref.name, ref.region or t.region, dlq_exists=False),
+                    fix=[_aws(t, ref.region or t.region, "create-queue", "--queue-name", target_name)],
+                    advice="The queue's RedrivePolicy already names it: create it.",
                 )  # fmt: skip
             except PipectlError as exc:
                 return self._unread(exc, t, evidence)
@@ -111,10 +115,11 @@ class SqsDlq(Check):
                 f"{queue.redrive.max_receive_count} times from {ref.name} and never processed",
                 subject=t.subject, evidence=evidence,
                 impact=f"{held} job(s) were given up on and will never be done unless moved back.",
-                fix="fix the cause first (see the other findings), then "
-                    + ("" if dlq_url else f'add dlq_url = "{dlq.url}" to queues[{t.index}] in '
-                                          f"{ctx.config.source.path}, then ")
-                    + f"`pipectl redrive {shlex.quote(t.subject)}`",
+                fix=[f"pipectl redrive {shlex.quote(t.subject)}"] if dlq_url else [],
+                advice="Fix why they failed first (the other findings usually say), or they come back."
+                       + ("" if dlq_url else f' Add dlq_url = "{dlq.url}" to queues[{t.index}] in '
+                                             f"{ctx.config.source.path}, then `pipectl redrive "
+                                             f"{shlex.quote(t.subject)}`."),
             )  # fmt: skip
         return self.ok(f"queue {ref.name} dead-letters to {target_name}, which is empty", subject=t.subject,
                        evidence=evidence)
@@ -124,8 +129,8 @@ class SqsDlq(Check):
         if isinstance(exc, Unauthorized):
             return self.fail(f"cannot read dead-letter queue {evidence['dlq']}: {exc}", subject=t.subject,
                              evidence=evidence, impact="Nobody can see or redrive the failed messages.",
-                             fix="allow sqs:GetQueueAttributes on the dead-letter queue for these "
-                                 "credentials")  # fmt: skip
+                             advice="Allow sqs:GetQueueAttributes on the dead-letter queue for these "
+                                    "credentials.")  # fmt: skip
         return self.error(str(exc), subject=t.subject, evidence=evidence,
                           impact="Could not tell whether failed messages are piling up.")
 
@@ -142,17 +147,19 @@ def _url_from_arn(arn: str, t: Target) -> str:
     return f"https://sqs.{region}{suffix}/{account}/{name}"
 
 
-def _add_dlq_fix(t: Target, queue_name: str, region: str | None, dlq_exists: bool) -> str:
+def _aws(t: Target, region: str | None, command: str, *args: str) -> str:
+    """An `aws sqs` command aimed at the queue's region and endpoint, runnable as printed."""
+    opts = [*(["--region", region] if region else []), *(["--endpoint-url", safe_url(t.endpoint_url)]
+                                                         if t.endpoint_url else [])]
+    return " ".join(["aws", "sqs", command, *(shlex.quote(a) for a in (*opts, *args))])
+
+
+def _add_dlq(t: Target, region: str | None, queue_arn: str | None, dlq_name: str, create: bool) -> list[str]:
     """The AWS CLI commands that give the queue a dead-letter queue (maxReceiveCount 5)."""
-    opts = f" --region {region}" if region else ""
-    opts += f" --endpoint-url {safe_url(t.endpoint_url)}" if t.endpoint_url else ""
-    arn = "<ARN of the dead-letter queue>"
+    arn = queue_arn.rsplit(":", 1)[0] + ":" + dlq_name if queue_arn else f"<ARN of {dlq_name}>"
     policy = json.dumps({"RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})})
-    attach = (f"`aws sqs set-queue-attributes{opts} --queue-url {shlex.quote(t.url)} "
-              f"--attributes {shlex.quote(policy)}`")  # fmt: skip
-    if dlq_exists:
-        return attach
-    return f"`aws sqs create-queue{opts} --queue-name {queue_name}-dlq`, then {attach}"
+    attach = _aws(t, region, "set-queue-attributes", "--queue-url", t.url, "--attributes", policy)
+    return [_aws(t, region, "create-queue", "--queue-name", dlq_name), attach] if create else [attach]
 
 
 def _first_line(exc: Exception) -> str:

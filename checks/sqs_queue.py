@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipectl.connectors.http import safe_url
+from pipectl.deadline import retry_advice
 from pipectl.errors import NotFound, PipectlError, Unauthorized, Unreachable, UsageError
 from pipectl.interface import Check, Context
 from pipectl.model import Finding, Severity
@@ -73,20 +74,19 @@ def where(t: Target, ref: QueueRef) -> str:
 
 
 def credentials_problem(ctx: Context, exc: Unauthorized, queue_name: str) -> tuple[str, dict[str, Any], str]:
-    """Summary, evidence and fix for refused SQS access, naming the variables (never their values)."""
+    """Summary, evidence and advice for refused SQS access, naming the variables (never their values)."""
     missing = [k for k in _KEYS if not ctx.environ.get(k)]
     present = [k for k in (*_KEYS, "AWS_SESSION_TOKEN", "AWS_PROFILE") if ctx.environ.get(k)]
     evidence: dict[str, Any] = {"missing": missing, "present": present}
     if missing and not ctx.environ.get("AWS_PROFILE"):
         summary = (f"no AWS credentials to read queue {queue_name}: {' and '.join(missing)} not set "
                    "(nor AWS_PROFILE)")  # fmt: skip
-        fix = (f"export {' '.join(f'{k}=…' for k in missing)} (or add them to the config's env file), "
-               "then `pipectl doctor --only sqs`")  # fmt: skip
+        fix = f"Set {' and '.join(missing)} (or AWS_PROFILE) in the environment or the config's env file."
     else:
         used = "AWS_PROFILE" if missing else "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
         summary = f"SQS refused the credentials from {used} for queue {queue_name}: {exc}"
-        fix = (f"give the identity in {used} sqs:GetQueueAttributes on {queue_name} (or use keys that "
-               "have it), then `pipectl doctor --only sqs`")  # fmt: skip
+        fix = (f"Give the identity in {used} sqs:GetQueueAttributes on {queue_name} (or use keys that "
+               "have it).")  # fmt: skip
     return summary, evidence, fix
 
 
@@ -130,7 +130,7 @@ class SqsQueue(Check):
         if not t.url:
             return self.fail(f"queue {t.subject} has no url", subject=t.subject, evidence={"key": key},
                              impact="Nothing can be sent to or read from this queue.",
-                             fix=f"set {key} in {ctx.config.source.path}")  # fmt: skip
+                             advice=f"Set {key} in {ctx.config.source.path}.")  # fmt: skip
         try:
             ref = parse(t)
         except UsageError as exc:
@@ -138,8 +138,8 @@ class SqsQueue(Check):
                 f"malformed URL for queue {t.subject}: {exc}", subject=t.subject,
                 evidence={"key": key, **({} if "@" in t.url else {"url": t.url})},  # user:password@ stays out
                 impact="Every send to and receive from this queue fails before it leaves the process.",
-                fix=f"correct {key} in {ctx.config.source.path} (`aws sqs get-queue-url --queue-name NAME` "
-                    "prints the right one)",
+                advice=f"Correct {key} in {ctx.config.source.path} (`aws sqs get-queue-url --queue-name NAME` "
+                       "prints the right one).",
             )  # fmt: skip
         evidence: dict[str, Any] = {"queue": ref.name, "account": ref.account,
                                     "region": ref.region or t.region}  # fmt: skip
@@ -149,21 +149,21 @@ class SqsQueue(Check):
             return self.fail(
                 f"queue {ref.name} does not exist in {where(t, ref)}", subject=t.subject, evidence=evidence,
                 impact="Messages sent to this URL are rejected; nothing reaches the consumers.",
-                fix=f"correct {key} in {ctx.config.source.path} (`aws sqs list-queues` shows the queues "
-                    "there), or create the queue",
+                advice=f"Correct {key} in {ctx.config.source.path} (`aws sqs list-queues` shows the queues "
+                       "there), or create the queue.",
             )  # fmt: skip
         except Unauthorized as exc:
             summary, more, fix = credentials_problem(ctx, exc, ref.name)
-            return self.fail(summary, subject=t.subject, evidence={**evidence, **more}, fix=fix,
+            return self.fail(summary, subject=t.subject, evidence={**evidence, **more}, advice=fix,
                              impact="The pipeline cannot send to or read this queue: work is lost or never "
                                     "starts.")  # fmt: skip
         except Unreachable as exc:
             return self.error(str(exc), subject=t.subject, evidence=evidence, impact=_NOT_READ,
-                              fix=f"pipectl doctor --only {self.id} --timeout {max(ctx.timeout * 2, 10):g}")
+                              advice=retry_advice(self.id, ctx.timeout))
         except UsageError as exc:  # no region for a non-AWS URL, or a region that contradicts the URL's
             return self.fail(f"cannot address queue {ref.name}: {exc}", subject=t.subject, evidence=evidence,
                              impact="Nothing can be sent to or read from this queue from here.",
-                             fix=f'set region = "…" under [aws] in {ctx.config.source.path} (or AWS_REGION)')
+                             advice=f'Set region = "…" under [aws] in {ctx.config.source.path} (or AWS_REGION).')
         except PipectlError as exc:
             return self.error(str(exc), subject=t.subject, evidence=evidence, impact=_NOT_READ)
         evidence.update(visible=s.visible, in_flight=s.in_flight, delayed=s.delayed, max_depth=max_depth)
@@ -173,7 +173,6 @@ class SqsQueue(Check):
                 f"queue {ref.name} holds {s.visible} message(s), more than max_depth {max_depth} "
                 f"({s.in_flight} in flight)", subject=t.subject, evidence=evidence,
                 impact="Work waits longer than expected: consumers are slow, stopped or failing.",
-                fix="look at the consumers (is a worker running? are its calls failing?), "
-                    "then `pipectl doctor --only sqs`",
+                advice="Look at the consumers: is one running? Are its calls failing?",
             )  # fmt: skip
         return self.ok(f"queue {ref.name} is reachable: {counts}", subject=t.subject, evidence=evidence)

@@ -73,15 +73,20 @@ class Finding:
     """What breaks for the pipeline because of it."""
     evidence: Evidence = field(default_factory=dict)
     """Names and numbers that support the summary; never secret values."""
-    fix: str = ""
-    """The exact command that repairs it, usually a `pipectl …` command."""
+    fix: tuple[str, ...] = ()
+    """The exact commands that repair it, in order, each runnable as printed (usually `pipectl …`).
+    A tested promise: run them and doctor passes. Only commands; words go to `advice`."""
+    advice: str = ""
+    """What a person must decide or do that no command can (where to find a token, what to look at)."""
     caused_by: tuple[str, ...] = ()
     """Ids of the findings that explain this one (this one is their symptom)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "evidence", MappingProxyType(dict(self.evidence)))
         object.__setattr__(self, "caused_by", tuple(self.caused_by))
-        redactor.protect(self.id, self.check, self.component, self.fix, *self.caused_by)
+        fix = (self.fix,) if isinstance(self.fix, str) else tuple(self.fix)
+        object.__setattr__(self, "fix", tuple(c for c in fix if c))
+        redactor.protect(self.id, self.check, self.component, *self.fix, *self.caused_by)
 
     @property
     def id(self) -> str:
@@ -100,7 +105,8 @@ class Finding:
             "summary": self.summary,
             "impact": self.impact,
             "evidence": dict(self.evidence),
-            "fix": self.fix,
+            "fix": list(self.fix),
+            "advice": self.advice,
             "caused_by": list(self.caused_by),
         }
 
@@ -127,4 +133,5 @@ class DoctorResult:
         return [f for f in self.findings if not any(c in ids for c in f.caused_by)]
 
     def symptoms_of(self, cause: Finding) -> list[Finding]:
+        """The findings `cause` explains."""
         return [f for f in self.findings if cause.id in f.caused_by]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import threading
 import time
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pipectl.deadline import retry_advice, track, waiting_for
 from pipectl.durations import whole_seconds
 from pipectl.errors import PipectlError, Unauthorized, UsageError
 from pipectl.interface import Check, Context
@@ -48,6 +50,7 @@ async def _gather(checks: list[Check], ctx: Context) -> list[list[Finding]]:
 
 async def run_one(check: Check, ctx: Context) -> list[Finding]:
     """One check's findings; whatever goes wrong inside it stays inside it."""
+    waiting = track()
     try:
         reason = check.applies(ctx)
         if reason:
@@ -59,8 +62,9 @@ async def run_one(check: Check, ctx: Context) -> list[Finding]:
         findings = list(findings)
         return findings or [check.ok("nothing to report")]
     except TimeoutError:
-        return [check.error(f"did not finish within {whole_seconds(ctx.timeout)}", impact="Could not tell whether this part works.",
-                            fix=f"pipectl doctor --only {check.id} --timeout {max(ctx.timeout * 2, 10):g}")]
+        return [check.error(f"did not finish within {whole_seconds(ctx.timeout)}{waiting_for(waiting)}",
+                            impact="Could not tell whether this part works.",
+                            advice=retry_advice(check.id, ctx.timeout))]
     except Unauthorized as exc:
         return [check.fail(str(exc))]
     except PipectlError as exc:
@@ -84,7 +88,8 @@ def _in_daemon_thread(fn: Callable[[Context], Any], ctx: Context) -> asyncio.Fut
         with contextlib.suppress(RuntimeError):  # the run ended (timed out) before this thread did
             loop.call_soon_threadsafe(_settle, future, *outcome)
 
-    threading.Thread(target=target, name="pipectl-check", daemon=True).start()
+    context = contextvars.copy_context()  # the check's `Waiting` goes along into the thread
+    threading.Thread(target=context.run, args=(target,), name="pipectl-check", daemon=True).start()
     return future
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from pipectl.interface import RenderOptions
 from pipectl.registry import load_renderers
+from pipectl.model import Finding, Severity, Status
 from pipectl.report import json as json_report
 from pipectl.report import markdown, terminal
 from tests.sample_result import CAUSE, RESULT, SYMPTOM
@@ -28,7 +29,7 @@ def test_markdown_has_the_shape_of_the_incident_documents():
 
 def test_json_is_the_v1_contract():
     data = json.loads(json_report.render(RESULT))
-    assert data["schema"] == "pipectl.report/v1"
+    assert data["schema"] == "pipectl.report/v2"
     assert data["pipeline"] == "enrichment"
     assert data["started_at"] == "2026-01-01T02:14:00+00:00"
     assert data["summary"] == {"ok": 1, "warn": 0, "fail": 2, "error": 0, "skipped": 1}
@@ -46,10 +47,16 @@ def test_renderers_are_registered_as_plugins():
     assert SYMPTOM.caused_by == (CAUSE.id,)
 
 
-def test_a_fix_is_a_shell_block_only_when_it_is_a_command():
+def test_the_fix_block_holds_only_commands_and_advice_stays_prose():
     from pipectl.report.markdown import fix_block
 
-    assert fix_block("pipectl patch a/b --env K=secret:k") == ["```bash", "pipectl patch a/b --env K=secret:k", "```"]
-    prose = "with a working token in MODAL_TOKEN_ID (`modal token new` makes one): `pipectl secret set x`"
-    assert fix_block(prose) == [prose]
-    assert fix_block('set region = "…" under [aws] in pipectl.toml') == ['set region = "…" under [aws] in pipectl.toml']
+    commands = ["pipectl secret set x --from-env X", "pipectl patch a/b --env K=secret:k"]
+    advice = "Make sure the token works first (`modal token new` makes one)."
+    assert fix_block(commands) == ["```bash", *commands, "```"]
+    assert fix_block(commands, advice) == ["```bash", *commands, "```", "", advice]
+    assert fix_block((), advice) == [advice]
+
+
+def test_a_fix_given_as_one_string_is_one_command():
+    assert Finding(check="c", status=Status.FAIL, severity=Severity.P0, component="x", summary="s",
+                   fix="pipectl redrive jobs").fix == ("pipectl redrive jobs",)

@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from pipectl.cli.common import ConfigOption, command_line, deployment_name, load, note, note_interrupted, write
+from pipectl.cli.common import (
+    ConfigOption,
+    command_line,
+    deployment_name,
+    load,
+    note,
+    note_interrupted,
+    write,
+)
 
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking (for CI and scripts).")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show the plan and stop; nothing is changed.")]

@@ -27,3 +27,16 @@ def _value(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value)
     return str(value)
+
+
+def fix_commands(fix: object) -> list[str]:
+    """A finding's fix as a list of commands, also from a journal written before fixes were lists."""
+    if isinstance(fix, str):
+        return [fix] if fix else []
+    return [str(c) for c in fix or ()]
+
+
+def fix_text(finding: Finding) -> str:
+    """Fix and advice on one line, for formats with one message per finding (JUnit, SARIF, GitHub)."""
+    commands = " && ".join(fix_commands(finding.fix))
+    return "; ".join(x for x in (commands and f"fix: {commands}", finding.advice) if x)

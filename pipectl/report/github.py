@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pipectl.interface import RenderOptions
 from pipectl.model import DoctorResult, Status
-from pipectl.report.common import summary_line
+from pipectl.report.common import fix_text, summary_line
 
 _COMMAND = {Status.FAIL: "error", Status.ERROR: "warning", Status.WARN: "warning"}
 
@@ -14,7 +14,7 @@ def render(result: DoctorResult, options: RenderOptions = RenderOptions()) -> st
     for finding in result.findings:
         command = _COMMAND.get(finding.status)
         if command:
-            message = finding.summary + (f" — fix: {finding.fix}" if finding.fix else "")
+            message = finding.summary + (f" — {fix_text(finding)}" if fix_text(finding) else "")
             lines.append(f"::{command} title={_escape(f'{finding.severity.value} {finding.id}', True)}::"
                          f"{_escape(message)}")
     lines.append(f"::notice title=pipectl doctor::{_escape(summary_line(result))}")

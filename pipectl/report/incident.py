@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipectl.journal import Event, Run, changes_of
+from pipectl.report.common import fix_commands
 from pipectl.report.plan import render_diff
 
 _FAILING = ("fail", "error")
@@ -214,7 +215,7 @@ def _findings_section(title: str, findings: list[dict]) -> list[str]:
         shown = [(k, v) for k, v in f.get("evidence", {}).items() if v not in ("", [], None)]
         evidence = "; ".join(f"{k}: {_value(v)}" for k, v in shown[:4])
         lines.append(f"| {f['severity']} | {_cell(f['summary'])} | {f['component']} | {_cell(evidence)} | "
-                     f"{_cell(f.get('fix') and '`' + f['fix'] + '`' or '')} |")
+                     f"{_cell(' && '.join(fix_commands(f.get('fix'))) and '`' + ' && '.join(fix_commands(f.get('fix'))) + '`' or '')} |")
     return lines
 
 
@@ -224,7 +225,8 @@ def _risks(after: list[dict]) -> list[str]:
         return ["No checks were run after the repair."]
     if not still:
         return ["None: every check passes after the repair."]
-    return [f"- {f['severity']} `{f['id']}`: {f['summary']}" + (f" — fix: `{f['fix']}`" if f.get("fix") else "")
+    return [f"- {f['severity']} `{f['id']}`: {f['summary']}"
+            + (f" — fix: `{' && '.join(fix_commands(f.get('fix')))}`" if fix_commands(f.get("fix")) else "")
             for f in still]
 
 

@@ -1,4 +1,4 @@
-"""`--format json`: the stable machine contract, schema `pipectl.report/v1`."""
+"""`--format json`: the stable machine contract, schema `pipectl.report/v2`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pipectl.interface import RenderOptions
 from pipectl.model import DoctorResult
 
-SCHEMA = "pipectl.report/v1"
+SCHEMA = "pipectl.report/v2"
 
 
 def to_dict(result: DoctorResult) -> dict:

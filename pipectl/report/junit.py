@@ -6,7 +6,7 @@ from xml.etree import ElementTree as ET
 
 from pipectl.interface import RenderOptions
 from pipectl.model import DoctorResult, Status
-from pipectl.report.common import evidence_text
+from pipectl.report.common import evidence_text, fix_text
 
 
 def render(result: DoctorResult, options: RenderOptions = RenderOptions()) -> str:
@@ -22,7 +22,7 @@ def render(result: DoctorResult, options: RenderOptions = RenderOptions()) -> st
     })
     for finding in result.findings:
         case = ET.SubElement(suite, "testcase", {"classname": finding.component, "name": finding.id})
-        detail = "\n".join(x for x in (finding.impact, evidence_text(finding), finding.fix and f"fix: {finding.fix}") if x)
+        detail = "\n".join(x for x in (finding.impact, evidence_text(finding), fix_text(finding)) if x)
         tag = {Status.FAIL: "failure", Status.ERROR: "error", Status.SKIPPED: "skipped"}.get(finding.status)
         if tag:
             node = ET.SubElement(case, tag, {"message": f"{finding.severity.value} {finding.summary}"})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from pipectl.interface import RenderOptions
 from pipectl.model import DoctorResult, Finding, Status
 from pipectl.report.common import display_order, summary_line
@@ -50,8 +48,8 @@ def _executive_summary(result: DoctorResult, causes: list[Finding]) -> list[str]
     symptoms = result.symptoms_of(top)
     lines = [f"**Problem:** {symptoms[0].summary if symptoms else top.summary}", ""]
     lines.append(f"**Root cause:** {top.summary}" + (f" ({top.impact})" if top.impact else ""))
-    if top.fix:
-        lines += ["", "**Fix:**", "", *fix_block(top.fix)]
+    if top.fix or top.advice:
+        lines += ["", "**Fix:**", "", *fix_block(top.fix, top.advice)]
     lines += ["", f"{len(failing)} failing root cause(s), {len(causes) - len(failing)} other finding(s) to look at."]
     return lines
 
@@ -71,20 +69,15 @@ def _section(number: int, finding: Finding, result: DoctorResult) -> list[str]:
     if symptoms:
         lines += ["**Symptoms it explains**:", ""]
         lines += [f"- `{s.id}` ({s.status.value}): {s.summary}" for s in symptoms] + [""]
-    if finding.fix:
-        lines += ["**Fix**:", "", *fix_block(finding.fix), ""]
+    if finding.fix or finding.advice:
+        lines += ["**Fix**:", "", *fix_block(finding.fix, finding.advice), ""]
     return lines
 
 
-def fix_block(fix: str) -> list[str]:
-    """A fix that is one command is a `bash` block to copy; a fix with words around its commands stays
-    prose, its commands in backticks (fenced as bash, the words would be pasted into a shell)."""
-    if "`" not in fix and "\n" not in fix and _COMMAND.match(fix):
-        return ["```bash", fix, "```"]
-    return [fix]
-
-
-_COMMAND = re.compile(r"^(pipectl|aws|git|echo|printf|export|prefect|modal|psql|curl|CREATE|ALTER)\b")
+def fix_block(fix: tuple[str, ...] | list[str], advice: str = "") -> list[str]:
+    """The commands as one `bash` block to copy (nothing but commands in it), the advice as prose."""
+    lines = ["```bash", *fix, "```"] if fix else []
+    return lines + ([""] if lines and advice else []) + ([advice] if advice else [])
 
 
 def _evidence_inline(finding: Finding) -> str:

@@ -7,6 +7,7 @@ import json
 from pipectl import __version__
 from pipectl.interface import RenderOptions
 from pipectl.model import DoctorResult, Severity, Status
+from pipectl.report.common import fix_text
 
 _LEVEL = {Severity.P0: "error", Severity.P1: "error", Severity.P2: "warning"}
 
@@ -19,7 +20,7 @@ def render(result: DoctorResult, options: RenderOptions = RenderOptions()) -> st
         entry = {
             "ruleId": finding.check,
             "level": "warning" if finding.status is not Status.FAIL else _LEVEL[finding.severity],
-            "message": {"text": finding.summary + (f" Fix: {finding.fix}" if finding.fix else "")},
+            "message": {"text": finding.summary + (f" ({fix_text(finding)})" if fix_text(finding) else "")},
             "properties": {"severity": finding.severity.value, "status": finding.status.value,
                            "component": finding.component, "evidence": dict(finding.evidence),
                            "caused_by": list(finding.caused_by)},

@@ -44,9 +44,13 @@ def _add(parent: Tree, finding: Finding, result: DoctorResult, seen: set[str]) -
     seen.add(finding.id)
     node = parent.add(_label(finding))
     if finding.status not in (Status.OK, Status.SKIPPED):
-        for label, value in (("impact", finding.impact), ("evidence", evidence_text(finding)), ("fix", finding.fix)):
+        for label, value in (("impact", finding.impact), ("evidence", evidence_text(finding))):
             if value:
-                node.add(Text.assemble((f"{label}: ", "dim"), (value, "cyan" if label == "fix" else "")))
+                node.add(Text.assemble((f"{label}: ", "dim"), value))
+        for command in finding.fix:
+            node.add(Text.assemble(("fix: ", "dim"), (command, "cyan")))
+        if finding.advice:
+            node.add(Text.assemble(("advice: ", "dim"), finding.advice))
     for symptom in display_order(result.symptoms_of(finding)):
         if symptom.id not in seen:
             _add(node, symptom, result, seen)
