@@ -12,7 +12,8 @@ _SECTION_COMPONENT = {"database": "database", "prefect": "prefect", "modal": "mo
 class CredentialsPresent(Check):
     """Detects: environment variables a component needs that are unset or empty here — the ones
     listed under [credentials] and the ones the config references as `env:NAME`. Names only; values are
-    never read into a finding.
+    never read into a finding. AWS keys that are not set pass when boto3's credential chain finds
+    credentials elsewhere (a profile, SSO, an assumed role, an instance role).
 
     Why it matters: both incidents began with a credential that was simply not there (AWS keys on the
     frontend, Modal tokens in the deployment) and code that failed silently without it.
@@ -22,6 +23,7 @@ class CredentialsPresent(Check):
     """
 
     id = "credentials.present"
+    libraries = ("boto3",)
     component = "config"
     severity = Severity.P0
 
@@ -33,7 +35,12 @@ class CredentialsPresent(Check):
         for component, names in required_by_component(ctx.config).items():
             missing = [n for n in names if not ctx.environ.get(n)]
             present = [n for n in names if ctx.environ.get(n)]
-            if missing:
+            chain = _aws_chain(ctx, missing) if component in ("aws", "sqs") else None
+            if chain:
+                findings.append(self.ok(
+                    f"{component}: AWS credentials from {chain} ({', '.join(missing)} not set)", subject=component,
+                    component=component, evidence={"source": chain, "not_set": missing, "present": present}))
+            elif missing:
                 findings.append(self.fail(
                     f"{component}: {', '.join(missing)} not set",
                     subject=component,
@@ -60,3 +67,14 @@ def required_by_component(config: PipelineConfig) -> dict[str, list[str]]:
         bucket = required.setdefault(component, [])
         bucket.extend(n for n in names if n not in bucket)
     return dict(sorted(required.items()))
+
+
+def _aws_chain(ctx: Context, missing: list[str]) -> str | None:
+    """Where a profile, SSO or a role supplies the AWS keys that are not set as variables, if anywhere."""
+    from pipectl.connectors.sqs import AWS_KEY_NAMES, credential_source
+
+    if not missing or not set(missing) <= AWS_KEY_NAMES:
+        return None
+    environ = {k: v for k, v in ctx.environ.items() if k not in AWS_KEY_NAMES}  # the chain past the variables
+    source = credential_source(environ)
+    return None if source in (None, "env") else source

@@ -46,6 +46,7 @@ class DbConnect(Check):
     """
 
     id = "db.connect"
+    libraries = ("psycopg",)
     component = "database"
     severity = Severity.P0
 

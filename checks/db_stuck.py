@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shlex
 from dataclasses import replace
 from typing import Any
@@ -43,6 +44,7 @@ class DbStuck(Check):
     """
 
     id = "db.stuck"
+    libraries = ("psycopg",)
     component = "database"
     severity = Severity.P1
 
@@ -111,15 +113,17 @@ class DbStuck(Check):
     def _stuck(self, st: StateTable, group: postgres.StuckGroup) -> Finding:
         values = [_shown(v) for v in group.group.values()]
         subject = "/".join([st.table, group.status, *values])
-        oldest, threshold = format_duration(group.oldest_s), format_duration(group.threshold)
+        undated = math.isinf(group.oldest_s)
+        threshold = format_duration(group.threshold)
+        oldest = f"an unknown time ({st.updated_column} is NULL)" if undated else format_duration(group.oldest_s)
         where = ", ".join(f"{k}={_shown(v)}" for k, v in group.group.items())
         noun = "row" if group.rows == 1 else "rows"
         evidence: dict[str, Any] = {"table": st.table, "status": group.status}
         evidence.update({(f"group_{k}" if k in _RESERVED else k): v for k, v in group.group.items()})
         evidence.update({
             "rows": group.rows,
-            "oldest": oldest,
-            "oldest_s": int(group.oldest_s),
+            "oldest": None if undated else oldest,
+            "oldest_s": None if undated else int(group.oldest_s),
             "threshold": threshold,
             "sample_ids": _ids(group.sample_ids),
         })  # fmt: skip
@@ -135,7 +139,8 @@ class DbStuck(Check):
 
     def _more(self, st: StateTable, rest: list[postgres.StuckGroup]) -> Finding:
         rows, status = sum(g.rows for g in rest), rest[0].status
-        oldest = format_duration(max(g.oldest_s for g in rest))
+        oldest_s = max(g.oldest_s for g in rest)
+        oldest = "unknown" if math.isinf(oldest_s) else format_duration(oldest_s)
         return self.fail(
             f"{rows} more rows stuck in {status} in {len(rest)} more groups (oldest {oldest})",
             subject=f"{st.table}/{status}/+{len(rest)} more",

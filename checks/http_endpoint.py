@@ -34,6 +34,7 @@ class HttpEndpoint(Check):
     """
 
     id = "http.endpoint"
+    libraries = ("httpx",)
     component = "http"
     severity = Severity.P1
 

@@ -79,6 +79,7 @@ class ModalAuth(Check):
     """
 
     id = "modal.auth"
+    libraries = ("modal", "httpx")
     component = "modal"
     severity = Severity.P0
 

@@ -27,6 +27,7 @@ class ModalFunction(Check):
     """
 
     id = "modal.function"
+    libraries = ("modal",)
     component = "modal"
     severity = Severity.P0
 

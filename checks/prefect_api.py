@@ -5,11 +5,14 @@ Also home of the small helpers the other `prefect.*` checks share (which API, ho
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Callable
+from typing import Any
 
 from pipectl.connectors import prefect as prefect_api
+from pipectl.connectors.http import safe_url
 from pipectl.errors import Unauthorized, Unreachable
 from pipectl.interface import Check, Context
 from pipectl.model import Finding, Severity
@@ -42,15 +45,6 @@ def api(ctx: Context) -> tuple[str, str | None]:
     return ctx.config.prefect.api_url or "", ctx.config.prefect.api_key or None
 
 
-def safe_url(url: str) -> str:
-    """The URL without any user:password part, fit for a finding."""
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        parts = parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host)
-    return urlunsplit(parts)
-
-
 def prefect_cli(ctx: Context, *args: str) -> str:
     """A `prefect …` command aimed at the configured API, as printed in a fix: it runs as is from any shell
     (the key, when one is needed, comes from the variable the config names, never written out)."""
@@ -60,6 +54,16 @@ def prefect_cli(ctx: Context, *args: str) -> str:
         variable = ctx.config.source.references.get("prefect.api_key", "PREFECT_API_KEY")
         env += f' PREFECT_API_KEY="${variable}"'
     return " ".join([env, "prefect", *(shlex.quote(a) for a in args)])
+
+
+def prefect_curl(ctx: Context, method: str, path: str, body: dict) -> str:
+    """A `curl` call of the configured API, for changes Prefect's CLI cannot make; runnable as printed (the
+    key, when one is needed, comes from the variable the config names)."""
+    url, key = api(ctx)
+    variable = ctx.config.source.references.get("prefect.api_key", "PREFECT_API_KEY")
+    auth = f' -H "Authorization: Bearer ${variable}"' if key else ""
+    return (f"curl -fsS -o /dev/null -X {method} {shlex.quote(safe_url(url).rstrip('/') + path)}{auth} "
+            f"-H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))}")
 
 
 def runs_text(n: int) -> str:
@@ -82,9 +86,24 @@ class DeploymentsCheck(Check):
 
     component = "prefect"
     severity = Severity.P0
+    libraries = ("httpx",)
 
     def applies(self, ctx: Context) -> str | None:
         return deployments_skip_reason(ctx)
+
+    def per_deployment(self, ctx: Context, judge: Callable[[Budget, Any, Any], Finding]) -> list[Finding]:
+        """`judge(budget, entry, deployment)` for each configured deployment that is registered; the others
+        are skipped, pointing at prefect.deployment, which reports them."""
+        budget = Budget(ctx)
+        findings = []
+        for entry in ctx.config.prefect.deployments:
+            deployment = prefect_api.read_deployment(*api(ctx), entry.name, timeout=budget.left())
+            if deployment is None:
+                findings.append(self.skipped(f"deployment {entry.name} is not registered (see prefect.deployment)",
+                                             subject=entry.name))
+            else:
+                findings.append(judge(budget, entry, deployment))
+        return findings
 
 
 class PrefectApi(Check):
@@ -95,13 +114,17 @@ class PrefectApi(Check):
     Why it matters: every deployment, work pool and run check — and every scheduled run of the
     pipeline — goes through this API; when it is down or refuses the key, nothing is orchestrated.
 
-    Fix: check `prefect.api_url` in pipectl.toml and that the server is up (`curl URL/health`); for a
-    refused key, set PREFECT_API_KEY to a valid key of that workspace.
+    Reachability and the key are judged by an authenticated read (listing work pools), as Prefect Cloud
+    may answer `/health` without a key or not at all.
+
+    Fix: check `prefect.api_url` in pipectl.toml and that the server is up; for a refused key, set
+    PREFECT_API_KEY to a valid key of that workspace.
     """
 
     id = "prefect.api"
     component = "prefect"
     severity = Severity.P0
+    libraries = ("httpx",)
 
     def applies(self, ctx: Context) -> str | None:
         return skip_reason(ctx)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from pipectl.checks.prefect_api import Budget, DeploymentsCheck, api, safe_url
+from pipectl.checks.prefect_api import Budget, DeploymentsCheck, api, prefect_curl
 
 from pipectl.connectors import prefect as prefect_api
 from pipectl.interface import Context
@@ -49,6 +49,7 @@ class PrefectDeployment(DeploymentsCheck):
                 "paused": deployment.paused,
                 "status": deployment.status,
                 "work_pool": pool,
+                "concurrency_limit": deployment.concurrency_limit,
             }
             problems: list[tuple[str, str, str, list[str], str]] = []  # (problem, summary, impact, fix, advice)
             if deployment.paused:
@@ -62,7 +63,9 @@ class PrefectDeployment(DeploymentsCheck):
                     "work_pool_mismatch",
                     f"deployment {name} runs on work pool {pool or '(none)'}, the config says {entry.work_pool}",
                     f"Its runs go to {pool or 'no pool'}, where the pipeline's workers do not look.",
-                    *_repool(entry, pool, ctx.config.source.path),
+                    [prefect_curl(ctx, "PATCH", f"/deployments/{deployment.id}", {"work_pool_name": entry.work_pool})],
+                    (f'If {pool} is the right pool, set work_pool = "{pool}" for it in {ctx.config.source.path} '
+                     "instead." if pool else ""),
                 ))
             if pool:
                 if pool not in pools:
@@ -95,10 +98,7 @@ class PrefectDeployment(DeploymentsCheck):
 
 def _resume_command(ctx: Context, deployment_id: str) -> str:
     """Prefect 3's CLI has no "resume deployment" (only per-schedule commands): the API call itself."""
-    url, key = api(ctx)
-    auth = ' -H "Authorization: Bearer $PREFECT_API_KEY"' if key else ""
-    return (f"curl -fsS -X PATCH {safe_url(url).rstrip('/')}/deployments/{deployment_id}{auth} "
-            """-H 'Content-Type: application/json' -d '{"paused": false}'""")
+    return prefect_curl(ctx, "PATCH", f"/deployments/{deployment_id}", {"paused": False})
 
 
 def _register(entry) -> dict:
@@ -108,11 +108,3 @@ def _register(entry) -> dict:
     if lacking:
         return {"advice": f"Add {', '.join(lacking)} to its [[prefect.deployments]] entry, then `{command}`."}
     return {"fix": [command]}
-
-
-def _repool(entry, pool: str | None, config_path) -> tuple[list[str], str]:
-    """Back onto the configured pool: re-registering does it when the config says how to."""
-    found = _register(entry)
-    other = (f' If {pool} is the right pool, set work_pool = "{pool}" for it in {config_path} instead.'
-             if pool else "")
-    return found.get("fix", []), found.get("advice", "") + other

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
+import shlex
 from collections.abc import Iterator
 from typing import Any
 
@@ -79,16 +81,17 @@ class PrefectJobVariables(DeploymentsCheck):
                      f"{'it' if len(missing) == 1 else 'them'}"),
                     (f"Runs of {name} start without {', '.join(missing)}; code that needs them fails, "
                      "possibly silently (the run still ends COMPLETED)."),
-                    [self._patch_command(ctx, budget, name, missing, blocks)], "",
+                    self._patch_command(ctx, budget, name, missing, blocks), "",
                 ))
             for block in absent + empty:
                 what = "does not exist" if block in absent else "is empty"
                 user = referenced[block]
+                meant = self._meant(ctx, budget, block, referenced) if block in absent else None
                 problems.append((
-                    f"Secret block {block} (used by {user} of {name}) {what}",
+                    f"Secret block {block} (used by {user} of {name}) {what}"
+                    + (f" (did you mean {meant}?)" if meant else ""),
                     f"Every run of {name} fails at start, or gets an empty {user}.",
-                    [f"pipectl secret set {block} --from-env {_variable_for(user, block)}"],
-                    f"The command stores the value of {_variable_for(user, block)}: set it first.",
+                    *_block_fix(name, user, block, meant),
                 ))
             if problems:
                 evidence |= {"missing_blocks": absent, "empty_blocks": empty}
@@ -127,8 +130,15 @@ class PrefectJobVariables(DeploymentsCheck):
             cache[block] = value
         return cache[block]
 
+    def _meant(self, ctx: Context, budget: Budget, block: str, referenced: dict[str, str]) -> str | None:
+        """The existing Secret block a missing name most likely means (a typo, a rename), if any: one the
+        deployment does not already use, close enough to the name."""
+        unused = [b for b in prefect_api.secret_block_names(*api(ctx), timeout=budget.left()) if b not in referenced]
+        close = difflib.get_close_matches(block, unused, n=1, cutoff=0.8)
+        return close[0] if close else None
+
     def _patch_command(self, ctx: Context, budget: Budget, name: str, missing: list[str],
-                       cache: dict[str, str | None]) -> str:
+                       cache: dict[str, str | None]) -> list[str]:
         """The exact `pipectl patch`, preceded by `pipectl secret set` for each conventional block not there."""
         steps, specs = [], []
         for key in missing:
@@ -139,7 +149,7 @@ class PrefectJobVariables(DeploymentsCheck):
                 specs.append(f"--env {key}=secret:{block}")
             else:
                 specs.append(f"--env {key}=env:{key}")
-        return " && ".join([*steps, f"pipectl patch {name} {' '.join(specs)}"])
+        return [*steps, f"pipectl patch {shlex.quote(name)} {' '.join(specs)}"]
 
 
 def _move_to_blocks(name: str, plaintext: list[str]) -> list[str]:
@@ -152,7 +162,7 @@ def _move_to_blocks(name: str, plaintext: list[str]) -> list[str]:
             specs.append(f"--env {where}=secret:{block}")
         else:
             specs.append(f"--job-variable '{where}={json.dumps(block_template(block))}'")
-    return [*commands, f"pipectl patch {name} " + " ".join(specs)]
+    return [*commands, f"pipectl patch {shlex.quote(name)} " + " ".join(specs)]
 
 
 def _referenced_blocks(value: Any, path: str = "") -> dict[str, str]:
@@ -175,8 +185,14 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _strings(item, f"{path}[{i}]")
 
 
-def _variable_for(user: str, block: str) -> str:
-    """The environment variable `pipectl secret set --from-env` should read: the env key itself if it is one."""
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", user):
-        return user
-    return block.upper().replace("-", "_")
+def _block_fix(deployment: str, user: str, block: str, meant: str | None) -> tuple[list[str], str]:
+    """Point the deployment at the block it means, or store the value under the name it uses."""
+    if meant:
+        spec = (f"--env {user}=secret:{meant}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", user)
+                else f"--job-variable {shlex.quote(f'{user}={json.dumps(block_template(meant))}')}")
+        return [f"pipectl patch {shlex.quote(deployment)} {spec}"], ""
+    variable = variable_for(user)
+    return ([f"pipectl secret set {shlex.quote(block)} --from-env {variable}"],
+            f"The command stores the value of {variable}: set it first.")
+
+

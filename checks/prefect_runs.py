@@ -68,17 +68,8 @@ class PrefectRuns(DeploymentsCheck):
     severity = Severity.P1
 
     def run(self, ctx: Context) -> list[Finding]:
-        budget = Budget(ctx)
-        findings = []
-        for entry in ctx.config.prefect.deployments:
-            deployment = prefect_api.read_deployment(*api(ctx), entry.name, timeout=budget.left())
-            if deployment is None:
-                findings.append(self.skipped(
-                    f"deployment {entry.name} is not registered (see prefect.deployment)", subject=entry.name,
-                ))
-                continue
-            findings.append(self._deployment(ctx, budget, entry, deployment))
-        return findings
+        return self.per_deployment(ctx, lambda budget, entry, deployment: self._deployment(ctx, budget, entry,
+                                                                                         deployment))
 
     def _deployment(self, ctx: Context, budget: Budget, entry: DeploymentConfig,
                     deployment: prefect_api.DeploymentInfo) -> Finding:
@@ -120,9 +111,8 @@ class PrefectRuns(DeploymentsCheck):
             ))
         if late:
             problems.append(self.fail(
-                f"{runs_text(late)} of {name} {'is' if late == 1 else 'are'} Late: no worker picked "
-                f"{'it' if late == 1 else 'them'} up"
-                + (f" from work pool {pool}" if pool else ""),
+                f"{runs_text(late)} of {name} {'is' if late == 1 else 'are'} Late: nothing started "
+                f"{'it' if late == 1 else 'them'}" + (f" from work pool {pool}" if pool else " (no work pool)"),
                 subject=name,
                 impact=f"{name} is not executing at all; everything it should move stays where it is.",
                 evidence=evidence,

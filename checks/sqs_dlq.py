@@ -29,6 +29,7 @@ class SqsDlq(Check):
     """
 
     id = "sqs.dlq"
+    libraries = ("boto3", "botocore.config")
     component = "sqs"
     severity = Severity.P1
 
@@ -55,7 +56,8 @@ class SqsDlq(Check):
                 f"queue {ref.name} has no dead-letter queue: failing messages retry forever or are lost",
                 subject=t.subject, evidence=evidence,
                 impact="A message that keeps failing is retried until it expires, then silently dropped.",
-                fix=_add_dlq(t, ref.region or t.region, queue.arn, f"{ref.name}-dlq", create=not dlq_url),
+                fix=_add_dlq(t, ref.region or t.region, queue.arn,
+                             _configured_name(t, dlq_url) or f"{ref.name}-dlq", create=not dlq_url),
             )  # fmt: skip
         target_name = queue.redrive.dlq_arn.rsplit(":", 1)[-1]
         evidence.update(dlq=target_name, max_receive_count=queue.redrive.max_receive_count)
@@ -160,6 +162,14 @@ def _add_dlq(t: Target, region: str | None, queue_arn: str | None, dlq_name: str
     policy = json.dumps({"RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})})
     attach = _aws(t, region, "set-queue-attributes", "--queue-url", t.url, "--attributes", policy)
     return [_aws(t, region, "create-queue", "--queue-name", dlq_name), attach] if create else [attach]
+
+
+def _configured_name(t: Target, dlq_url: str | None) -> str | None:
+    """The name of the configured dead-letter queue, when there is one and its URL parses."""
+    try:
+        return parse(Target(t.index, t.subject, dlq_url, t.endpoint_url, t.region)).name if dlq_url else None
+    except UsageError:
+        return None
 
 
 def _first_line(exc: Exception) -> str:

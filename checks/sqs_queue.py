@@ -114,6 +114,7 @@ class SqsQueue(Check):
     """
 
     id = "sqs.queue"
+    libraries = ("boto3", "botocore.config")
     component = "sqs"
     severity = Severity.P0
 

@@ -101,6 +101,8 @@ class DeploymentConfig(Section):
     job_variables: dict[str, Any] = Field(default_factory=dict)
     parameters: dict[str, Any] = Field(default_factory=dict)
     moves: RowsMove | None = None
+    max_runtime: Duration | None = None
+    """A run RUNNING or PENDING longer than this is stalled (default: from the deployment's own history)."""
 
 
 class PrefectConfig(Section):

@@ -39,6 +39,9 @@ class Check(ABC):
     id: ClassVar[str]
     component: ClassVar[str]
     severity: ClassVar[Severity] = Severity.P1
+    libraries: ClassVar[tuple[str, ...]] = ()
+    """Client libraries the check's connectors import (`psycopg`, `boto3`): imported before the clock
+    starts, so a busy machine's slow imports are never taken for a slow system."""
 
     def applies(self, ctx: Context) -> str | None:
         """Why this check has nothing to look at in this pipeline (it is then SKIPPED), or None."""
@@ -98,6 +101,9 @@ class RenderOptions:
 
     color: bool = False
     width: int = 100
+    """Columns to fit: the terminal's width when writing to one."""
+    show_all: bool = False
+    """Every passing check on its own line; by default they fold into one line per component."""
 
 
 class Renderer(Protocol):

@@ -18,23 +18,36 @@ class Link:
     symptom: str
     causes: tuple[str, ...]
     when: Mapping[str, str] = field(default_factory=dict)
+    """Evidence the symptom must have for the link to apply."""
+    cause_subjects: tuple[str, ...] = ()
+    """For causes that cover several components (credentials.present), the subjects that count."""
 
 
-_MODAL_DISPATCH = ("prefect.job_variables", "modal.auth", "modal.function", "credentials.present")
-_ORCHESTRATION = ("prefect.api", "prefect.deployment", "prefect.work_pool", "credentials.present")
+_CREDENTIALS = "credentials.present"
+_MODAL_DISPATCH = ("prefect.job_variables", "modal.auth", "modal.function")
+_ORCHESTRATION = ("prefect.api", "prefect.deployment", "prefect.work_pool")
+_PREFECT_READS = ("prefect.deployment", "prefect.work_pool", "prefect.job_variables", "prefect.runs", "modal.auth")
 
 LINKS: tuple[Link, ...] = (
     # rows handed to Modal that Modal never picked up (the first incident)
     Link("db.stuck", _MODAL_DISPATCH, when={"status": "QUEUED"}),
+    Link("db.stuck", (_CREDENTIALS,), when={"status": "QUEUED"}, cause_subjects=("modal",)),
     # rows nothing picked up: no run started, or no worker ran it (the second incident)
     Link("db.stuck", _ORCHESTRATION, when={"status": "PENDING"}),
     Link("db.stuck", _ORCHESTRATION + ("sqs.queue",), when={"status": "pending"}),
-    Link("prefect.runs", ("prefect.job_variables", "modal.auth", "modal.function", "prefect.work_pool")),
-    Link("sqs.dlq", ("prefect.deployment", "sqs.queue", "credentials.present")),
-    Link("prefect.deployment", ("prefect.api",)),
+    Link("db.stuck", (_CREDENTIALS,), when={"status": "pending"}, cause_subjects=("aws", "sqs")),
+    Link("prefect.runs", ("prefect.job_variables", "modal.auth", "modal.function", "prefect.work_pool",
+                          "prefect.deployment")),
+    Link("prefect.runs", ("db.connect",), cause_subjects=("",)),  # the database itself, not one table
+    Link("sqs.dlq", ("prefect.deployment", "sqs.queue")),
+    Link("sqs.queue", (_CREDENTIALS,), cause_subjects=("aws", "sqs")),
+    Link("sqs.dlq", (_CREDENTIALS,), cause_subjects=("aws", "sqs")),
     Link("prefect.deployment", ("prefect.work_pool",), when={"problem": "work_pool_missing"}),
-    Link("prefect.work_pool", ("prefect.api",)),
-    Link("prefect.job_variables", ("prefect.api",)),
+    # a deleted pool leaves its deployments on no pool: recreate the pool first, then point them back at it
+    Link("prefect.deployment", ("prefect.work_pool",), when={"problem": "work_pool_mismatch", "work_pool": "None"}),
+    # an unreachable upstream explains every check that could not read through it
+    *(Link(check, ("prefect.api",)) for check in _PREFECT_READS),
+    Link("modal.function", ("modal.auth",), cause_subjects=("local",)),
 )
 
 _EXPLAINING = (Status.FAIL, Status.ERROR)
@@ -51,6 +64,8 @@ def link_findings(findings: Sequence[Finding], links: Sequence[Link] = LINKS) ->
             if link.symptom != symptom.check or not _matches(symptom, link.when):
                 continue
             for cause in findings:
+                if link.cause_subjects and cause.subject not in link.cause_subjects:
+                    continue
                 if cause.check in link.causes and cause.status in _EXPLAINING and cause.id != symptom.id:
                     if cause.id not in edges[symptom.id] and not _reaches(edges, cause.id, symptom.id):
                         edges[symptom.id].append(cause.id)

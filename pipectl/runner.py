@@ -34,6 +34,8 @@ def run_checks(checks: Iterable[type[Check]], ctx: Context, pipeline: str = "") 
     started_at = datetime.now(UTC)
     clock = time.monotonic()
     instances = [cls() for cls in checks]
+    _import_libraries(instances, ctx)
+    # the checks' deadlines start only now: slow imports on a busy machine are not a slow system
     per_check = asyncio.run(_gather(instances, ctx))
     findings = link_findings([f for group in per_check for f in group])
     return DoctorResult(
@@ -71,6 +73,25 @@ async def run_one(check: Check, ctx: Context) -> list[Finding]:
         return [check.error(str(exc), impact="Could not tell whether this part works.")]
     except Exception as exc:  # a plugin's bug must not hide the other findings
         return [check.error(f"check crashed: {type(exc).__name__}: {exc}")]
+
+
+def _import_libraries(checks: list[Check], ctx: Context) -> None:
+    """Import what the applicable checks' connectors need, once, before any deadline runs."""
+    import importlib
+
+    wanted = [lib for check in checks if check.libraries and _applies(check, ctx) for lib in check.libraries]
+    for name in dict.fromkeys(wanted):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001, S112 - the check itself reports a library that cannot load
+            continue
+
+
+def _applies(check: Check, ctx: Context) -> bool:
+    try:
+        return check.applies(ctx) is None
+    except Exception:  # noqa: BLE001 - run_one reports it
+        return False
 
 
 def _in_daemon_thread(fn: Callable[[Context], Any], ctx: Context) -> asyncio.Future:

@@ -50,3 +50,11 @@ def test_a_credential_typed_in_the_wrong_place_is_never_echoed(run_cli, write_co
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1
     assert not [value[i : i + 8] for i in range(8, len(value) - 7) if value[i : i + 8] in out + err]
+
+
+def test_a_config_with_nothing_to_check_is_a_usage_error_not_a_green_gate(run_cli, write_config):
+    """A CI gate on an empty (or wrongly named) config must not pass: nothing was looked at."""
+    config = write_config('pipeline = "empty"\n')
+    code, out, err = run_cli("doctor", "--config", str(config), "--no-journal")
+    assert code == 2 and out == ""
+    assert err.startswith("pipectl: nothing to check:") and err.count("\n") == 1, err

@@ -30,10 +30,10 @@ def common_umask():
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    """A folder with a config that has no components: doctor runs offline and quickly."""
+    """A folder with a config that only names a variable to look for: doctor runs offline and quickly."""
     folder = tmp_path / "project"
     folder.mkdir()
-    (folder / "pipectl.toml").write_text('pipeline = "files-test"\n')
+    (folder / "pipectl.toml").write_text('pipeline = "files-test"\n[credentials]\nshell = ["HOME"]\n')
     monkeypatch.chdir(folder)
     return folder
 

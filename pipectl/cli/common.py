@@ -54,6 +54,15 @@ def split_list(values: list[str] | None) -> list[str]:
     return [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
 
 
+def terminal_width(output: Path | None) -> int:
+    """The terminal's columns when the report goes to one (COLUMNS is honoured), else 100."""
+    import shutil
+
+    if output is None and sys.stdout.isatty():
+        return max(40, shutil.get_terminal_size((100, 24)).columns)
+    return 100
+
+
 def use_color(output: Path | None = None) -> bool:
     """Colour only on an interactive terminal, and never under NO_COLOR (https://no-color.org)."""
     return output is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from pipectl.cli.common import ConfigOption, command_line, load, note, split_list, use_color, write
+from pipectl.cli.common import (
+    ConfigOption,
+    command_line,
+    load,
+    note,
+    split_list,
+    terminal_width,
+    use_color,
+    write,
+)
 
 
 def doctor(
@@ -24,13 +33,15 @@ def doctor(
                                      "GitHub Actions runs.")] = False,
     junit: Annotated[Path, typer.Option(help="With --ci: where the JUnit XML goes.")] = Path("pipectl-junit.xml"),
     sarif: Annotated[Path, typer.Option(help="With --ci: where the SARIF goes.")] = Path("pipectl.sarif"),
+    show_all: Annotated[bool, typer.Option("--all", help="List every passing check, not one line per "
+                                           "component.")] = False,
 ) -> int:
     """Run every check concurrently and name the root cause of what is stuck."""
     from pipectl.config_load import environment
     from pipectl.errors import UsageError
     from pipectl.exit_codes import exit_code
     from pipectl.interface import Context, RenderOptions
-    from pipectl.model import Severity
+    from pipectl.model import Severity, Status
     from pipectl.registry import load_checks, load_renderers
     from pipectl.runner import run_checks, select
 
@@ -56,9 +67,15 @@ def doctor(
     chosen = select(checks.items, split_list(only), split_list(skip))
     ctx = Context(config=cfg, timeout=timeout or cfg.doctor.timeout, environ=environment(cfg.source))
     result = run_checks(chosen, ctx)
+    if not any(f.status is not Status.SKIPPED and f.component != "config" for f in result.findings):
+        reasons = sorted({f.summary for f in result.findings if f.status is Status.SKIPPED})
+        raise UsageError(f"nothing to check: {cfg.source.path} gives the "
+                         f"{'selected checks' if only else 'checks'} nothing to look at"
+                         + (f" ({'; '.join(reasons[:3])})" if reasons else ""))
     if not no_journal:
         _journal(result, journal, cfg)
-    options = RenderOptions(color=use_color(output) and format == "terminal")
+    options = RenderOptions(color=use_color(output) and format == "terminal", width=terminal_width(output),
+                            show_all=show_all)
     write(renderers.items[format](result, options), output)
     if output is not None:
         note(f"report written to {output}")

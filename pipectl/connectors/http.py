@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from pipectl.deadline import waiting_on
 from pipectl.durations import whole_seconds
 from pipectl.errors import Unreachable, UsageError
 
@@ -65,14 +66,15 @@ async def aprobe(url: str, method: str = "GET", timeout: float = 5.0) -> HttpAns
         raise UsageError(f"{shown}: only http:// and https:// URLs can be probed")
     started = time.monotonic()
     try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=True) as client:
-            async with asyncio.timeout(timeout):
-                async with client.stream(method, url, headers={"Accept": "application/json"}) as response:
-                    body = bytearray()
-                    async for chunk in response.aiter_bytes():
-                        body += chunk
-                        if len(body) >= MAX_BODY:
-                            break
+        with waiting_on(shown, method):
+            async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=True) as client:
+                async with asyncio.timeout(timeout):
+                    async with client.stream(method, url, headers={"Accept": "application/json"}) as response:
+                        body = bytearray()
+                        async for chunk in response.aiter_bytes():
+                            body += chunk
+                            if len(body) >= MAX_BODY:
+                                break
     except TimeoutError:
         raise Unreachable(f"{shown} did not answer within {whole_seconds(timeout)}") from None
     except httpx.TimeoutException:

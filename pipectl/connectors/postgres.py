@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from pipectl.config import StateTable
+from pipectl.deadline import waiting_on
 from pipectl.durations import whole_seconds
 from pipectl.errors import ConnectorError, NotFound, Unauthorized, Unreachable, UsageError
 
@@ -245,7 +246,7 @@ class Session:
                 status=status,
                 group=dict(zip(state_table.group_by, (_plain(v) for v in row[1 : 1 + n]), strict=True)),
                 rows=int(row[1 + n]),
-                oldest_s=float(row[2 + n]),
+                oldest_s=math.inf if row[2 + n] is None else float(row[2 + n]),
                 threshold=state_table.stuck_after[status],
                 sample_ids=tuple(_plain(v) for v in (row[3 + n] or ())),
             ))  # fmt: skip
@@ -256,12 +257,12 @@ class Session:
         self, state_table: StateTable, samples: int, info: TableInfo | None
     ) -> tuple[sql.Composed, list, dict[str, str]]:
         info = info or self._require(state_table.table)
+        nullable = {c.name for c in info.columns if not c.not_null}
         if index_fit(info, state_table).ordered:
-            nullable = {c.name for c in info.columns if not c.not_null}
             query, params = build_indexed_stuck_query(state_table, samples, nullable)
             # a few short index ranges: parallel workers only add their start-up time (and load the server)
             return query, params, {"max_parallel_workers_per_gather": "0", "jit": "off"}
-        query, params = build_scan_stuck_query(state_table, samples)
+        query, params = build_scan_stuck_query(state_table, samples, nullable)
         return query, params, {"jit": "off"}  # a one-off scan does not repay JIT compilation
 
     def stuck_query_plan(
@@ -284,7 +285,7 @@ class Session:
         """
         names = ["statement_timeout", *(settings or {})]
         values = [str(self.timeout_ms), *(settings or {}).values()]
-        with self.conn.pipeline(), self.conn.transaction():
+        with waiting_on(str(self.where), "a query"), self.conn.pipeline(), self.conn.transaction():
             self.conn.execute(
                 "SELECT set_config(name, value, true) FROM unnest(%s::text[], %s::text[]) AS s(name, value)",
                 [names, values],
@@ -328,13 +329,14 @@ def session(dsn: str, timeout: float, connect_timeout: float | None = None) -> I
     where = target(dsn)
     limit = min(timeout, connect_timeout) if connect_timeout else timeout
     try:
-        conn = psycopg.connect(
-            dsn,
-            autocommit=False,  # so even a direct `conn.execute` runs in a BEGIN READ ONLY transaction
-            connect_timeout=max(_MIN_CONNECT_TIMEOUT, math.ceil(limit)),
-            application_name="pipectl",
-            prepare_threshold=None,  # no server-side prepared statements: transaction poolers lose them
-        )
+        with waiting_on(str(where), "connect"):
+            conn = psycopg.connect(
+                dsn,
+                autocommit=False,  # so even a direct `conn.execute` runs in a BEGIN READ ONLY transaction
+                connect_timeout=max(_MIN_CONNECT_TIMEOUT, math.ceil(limit)),
+                application_name="pipectl",
+                prepare_threshold=None,  # no server-side prepared statements: transaction poolers lose them
+            )
     except psycopg.Error as exc:
         raise _connect_error(exc, where, dsn) from None
     try:
@@ -415,6 +417,16 @@ def suggest_index(state_table: StateTable) -> str:
 # --- the stuck query ---------------------------------------------------------------------------------
 
 
+def older(updated: Any, bound: Any, undated: bool) -> Any:
+    """`updated < bound`; with `undated` (the column allows NULL) also the rows with no timestamp at all:
+    their age is unknown, so they count as older than any cutoff instead of silently never matching."""
+    from psycopg import sql
+
+    if not undated:
+        return sql.SQL("{} < {}").format(updated, bound)
+    return sql.SQL("({u} < {b} OR {u} IS NULL)").format(u=updated, b=bound)
+
+
 def build_indexed_stuck_query(
     state_table: StateTable, samples: int, nullable: set[str] | frozenset[str] = frozenset()
 ) -> tuple[sql.Composed, list]:
@@ -430,18 +442,21 @@ def build_indexed_stuck_query(
     status, updated = sql.Identifier(state_table.status_column), sql.Identifier(state_table.updated_column)
     group_cols = [sql.Identifier(c) for c in state_table.group_by]
     group_alias = [sql.Identifier(f"pipectl_g{i}") for i in range(len(group_cols))]
+    undated = state_table.updated_column in nullable
+    cutoff = sql.SQL("now() - %s::interval")
     branches, params = [], []
     for status_value, threshold in state_table.stuck_after.items():
         select = [sql.SQL("{} AS pipectl_status").format(status)]
         select += [sql.SQL("{} AS {}").format(c, a) for c, a in zip(group_cols, group_alias, strict=True)]
         branches.append(sql.SQL(
-            "SELECT {select}, count(*) AS pipectl_rows, min({updated}) AS pipectl_oldest,"
+            "SELECT {select}, count(*) AS pipectl_rows, {oldest} AS pipectl_oldest,"
             " now() - %s::interval AS pipectl_cutoff"
-            " FROM {table} WHERE {status} = %s AND {updated} < now() - %s::interval"
+            " FROM {table} WHERE {status} = %s AND {stale}"
             " GROUP BY {group}"
         ).format(
             select=sql.SQL(", ").join(select), updated=updated, table=table, status=status,
-            group=sql.SQL(", ").join([status, *group_cols]),
+            group=sql.SQL(", ").join([status, *group_cols]), stale=older(updated, cutoff, undated),
+            oldest=_oldest(updated, undated),
         ))  # fmt: skip
         params += [threshold, status_value, threshold]
     outer = [sql.SQL("g.pipectl_status")] + [sql.SQL("g.{}").format(a) for a in group_alias]
@@ -455,7 +470,7 @@ def build_indexed_stuck_query(
                 )
             else:
                 match.append(sql.SQL("w.{} = g.{}").format(col, alias))
-        match.append(sql.SQL("w.{} < g.pipectl_cutoff").format(updated))
+        match.append(older(sql.SQL("w.{}").format(updated), sql.SQL("g.pipectl_cutoff"), undated))
         sample = "ARRAY(SELECT w.{id} FROM {table} AS w WHERE {match} ORDER BY w.{updated} LIMIT %s)"
         outer.append(
             sql.SQL(sample).format(
@@ -474,31 +489,45 @@ def build_indexed_stuck_query(
     return query, params
 
 
-def build_scan_stuck_query(state_table: StateTable, samples: int) -> tuple[sql.Composed, list]:
+def build_scan_stuck_query(
+    state_table: StateTable, samples: int, nullable: set[str] | frozenset[str] = frozenset()
+) -> tuple[sql.Composed, list]:
     """Without a usable index: one pass, an OR of the statuses, the samples by an ordered array_agg."""
     from psycopg import sql
+
+    undated = state_table.updated_column in nullable
 
     table = _table_ident(state_table.table)
     status, updated = sql.Identifier(state_table.status_column), sql.Identifier(state_table.updated_column)
     group_cols = [sql.Identifier(c) for c in state_table.group_by]
     conditions, params = [], []
     for status_value, threshold in state_table.stuck_after.items():
-        conditions.append(sql.SQL("({} = %s AND {} < now() - %s::interval)").format(status, updated))
+        conditions.append(sql.SQL("({} = %s AND {})").format(
+            status, older(updated, sql.SQL("now() - %s::interval"), undated)))
         params += [status_value, threshold]
     sample = (
         sql.SQL("(array_agg({} ORDER BY {}))[1:%s]").format(sql.Identifier(state_table.id_column), updated)
         if samples > 0 else sql.SQL("NULL")
     )  # fmt: skip
     query = sql.SQL(
-        "SELECT {keys}, count(*), extract(epoch FROM now() - min({updated}))::float8, {sample}"
+        "SELECT {keys}, count(*), extract(epoch FROM now() - {oldest})::float8, {sample}"
         " FROM {table} WHERE {where} GROUP BY {keys}"
     ).format(
-        keys=sql.SQL(", ").join([status, *group_cols]), updated=updated, sample=sample, table=table,
+        keys=sql.SQL(", ").join([status, *group_cols]), oldest=_oldest(updated, undated), sample=sample, table=table,
         where=sql.SQL(" OR ").join(conditions),
     )  # fmt: skip
     if samples > 0:
         params = [samples, *params]
     return query, params
+
+
+def _oldest(updated: Any, undated: bool) -> Any:
+    """The group's oldest timestamp; NULL when a row has none (its age is unknown; read as infinitely old)."""
+    from psycopg import sql
+
+    if not undated:
+        return sql.SQL("min({})").format(updated)
+    return sql.SQL("CASE WHEN bool_or({u} IS NULL) THEN NULL ELSE min({u}) END").format(u=updated)
 
 
 # --- helpers -----------------------------------------------------------------------------------------

@@ -55,6 +55,8 @@ class Filter:
     status: str
     cutoff: datetime
     where: Mapping[str, Any] = field(default_factory=dict)
+    undated: bool = False
+    """The updated column allows NULL: rows without a timestamp count as older than the cutoff."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class ResetPlan:
     """((group values…), (a few ids…)) per group, least recently updated first (none for a NULL group)."""
     cutoff: datetime
     """Rows updated at or after this moment are never touched (computed once, on the server)."""
+    undated: bool = False
+    """The updated column allows NULL, and rows without a timestamp are counted (their age is unknown)."""
 
 
 _QUOTED_NAME = ("CASE WHEN %(schema)s::text IS NULL THEN quote_ident(%(name)s)"
@@ -167,33 +171,47 @@ def plan_reset(dsn: str, table: StateTable, from_status: str, older_than: timede
     alias = [ident(f"pipectl_g{i}") for i in range(len(groups))]
     conditions, params = _conditions(table, dict(where or {}), "w")
     match = [sql.SQL(" AND s.{} = g.{}").format(c, a) for c, a in zip(groups, alias, strict=True)]
-    query = sql.SQL(
-        "SELECT g.*, now() - %(age)s::interval,"
-        " ARRAY(SELECT s.{id} FROM {table} AS s WHERE s.{status} = %(from)s AND s.{updated} < now() - %(age)s::interval"
-        "       {scond}{match} ORDER BY s.{updated} LIMIT %(samples)s)"
-        " FROM (SELECT {select}count(*) AS pipectl_rows FROM {table} AS w"
-        "       WHERE w.{status} = %(from)s AND w.{updated} < now() - %(age)s::interval{cond} {group_by}) AS g"
-        " ORDER BY {order}"
-    ).format(
-        select=sql.SQL("").join(sql.SQL("w.{} AS {}, ").format(c, a) for c, a in zip(groups, alias, strict=True)),
-        table=_table_ident(table.table), status=ident(table.status_column), updated=ident(table.updated_column),
-        id=ident(table.id_column), cond=conditions, scond=_conditions(table, dict(where or {}), "s")[0],
-        match=sql.Composed(match),
-        group_by=sql.SQL("GROUP BY {}").format(sql.SQL(", ").join(groups)) if groups else sql.SQL(""),
-        order=sql.SQL(", ").join([sql.SQL("pipectl_rows DESC"), *alias]),
-    )
-    params.update({"age": older_than or timedelta(0), "from": from_status, "samples": SAMPLES})
     from pipectl.connectors import postgres
 
     where_ = _where(dsn)
     with postgres.session(dsn, timeout) as db, _about(table.table, where_):
+        undated = _undated(db.fetch, table)
+        cutoff = sql.SQL("now() - %(age)s::interval")
+        query = sql.SQL(
+            "SELECT g.*, now() - %(age)s::interval,"
+            " ARRAY(SELECT s.{id} FROM {table} AS s WHERE s.{status} = %(from)s AND {sstale}"
+            "       {scond}{match} ORDER BY s.{updated} LIMIT %(samples)s)"
+            " FROM (SELECT {select}count(*) AS pipectl_rows FROM {table} AS w"
+            "       WHERE w.{status} = %(from)s AND {wstale}{cond} {group_by}) AS g"
+            " ORDER BY {order}"
+        ).format(
+            sstale=postgres.older(ident("s", table.updated_column), cutoff, undated),
+            wstale=postgres.older(ident("w", table.updated_column), cutoff, undated),
+            select=sql.SQL("").join(sql.SQL("w.{} AS {}, ").format(c, a) for c, a in zip(groups, alias, strict=True)),
+            table=_table_ident(table.table), status=ident(table.status_column), updated=ident(table.updated_column),
+            id=ident(table.id_column), cond=conditions, scond=_conditions(table, dict(where or {}), "s")[0],
+            match=sql.Composed(match),
+            group_by=sql.SQL("GROUP BY {}").format(sql.SQL(", ").join(groups)) if groups else sql.SQL(""),
+            order=sql.SQL(", ").join([sql.SQL("pipectl_rows DESC"), *alias]),
+        )
+        params.update({"age": older_than or timedelta(0), "from": from_status, "samples": SAMPLES})
         rows = db.fetch(query, params)
         if not rows:  # nothing matches: the cutoff still bounds what verify looks at
-            return ResetPlan(0, (), (), db.fetch("SELECT now() - %s::interval", [older_than or timedelta(0)])[0][0])
+            now = db.fetch("SELECT now() - %s::interval", [older_than or timedelta(0)])[0][0]
+            return ResetPlan(0, (), (), now, undated)
     n = len(groups)
     per_group = tuple((tuple(_plain(v) for v in r[:n]), int(r[n])) for r in rows)
     samples = tuple((tuple(_plain(v) for v in r[:n]), tuple(_plain(v) for v in r[-1] or ())) for r in rows)
-    return ResetPlan(sum(c for _, c in per_group), per_group, samples, rows[0][n + 1])
+    return ResetPlan(sum(c for _, c in per_group), per_group, samples, rows[0][n + 1], undated)
+
+
+def _undated(fetch: Callable[..., list[tuple]], table: StateTable) -> bool:
+    """Whether the table's updated column allows NULL (so rows may have no timestamp at all)."""
+    schema, name = _split(table.table)
+    rows = fetch("SELECT NOT a.attnotnull FROM pg_attribute AS a WHERE a.attrelid = to_regclass("
+                 + _QUOTED_NAME + ") AND a.attname = %(column)s",
+                 {"schema": schema, "name": name, "column": table.updated_column})
+    return bool(rows and rows[0][0])
 
 
 def known_statuses(dsn: str, table: StateTable, limit: int = 200, timeout: float = 10.0) -> list[str]:
@@ -216,9 +234,11 @@ def _count_query(table: StateTable, flt: Filter) -> tuple[sql.Composed, dict[str
     from psycopg import sql
 
     conditions, params = _conditions(table, flt.where)
-    query = sql.SQL("SELECT count(*) FROM {table} WHERE {status} = %(from)s AND {updated} < %(cutoff)s{cond}").format(
-        table=_table_ident(table.table), status=sql.Identifier(table.status_column),
-        updated=sql.Identifier(table.updated_column), cond=conditions)
+    from pipectl.connectors.postgres import older
+
+    query = sql.SQL("SELECT count(*) FROM {table} WHERE {status} = %(from)s AND {stale}{cond}").format(
+        table=_table_ident(table.table), status=sql.Identifier(table.status_column), cond=conditions,
+        stale=older(sql.Identifier(table.updated_column), sql.SQL("%(cutoff)s"), flt.undated))
     return query, {**params, "from": flt.status, "cutoff": flt.cutoff}
 
 
@@ -273,8 +293,9 @@ def reset_batches(
             if cutoff is None:
                 cutoff = conn.execute("SELECT now() - %s::interval", [older_than or timedelta(0)]).fetchone()[0]
             by_ctid = _plain_table(conn, table.table)
-        flt = Filter(from_status, cutoff, dict(where or {}))
-        first, keyed = _batch_queries(table, flt.where, by_ctid)
+            undated = _undated(lambda q, p: conn.execute(q, p).fetchall(), table)
+        flt = Filter(from_status, cutoff, dict(where or {}), undated)
+        first, keyed = _batch_queries(table, flt.where, by_ctid, undated)
         count_query, count_params = _count_query(table, flt)
         params: dict[str, Any] = {"from": from_status, "to": to_status, "cutoff": cutoff, **_params(flt.where)}
         last: Any = None
@@ -356,7 +377,8 @@ def _stopped(batch: int, done: int, error: ConnectorError) -> ConnectorError:
                        "the same command again to finish")
 
 
-def _batch_queries(table: StateTable, where: Mapping[str, Any], by_ctid: bool) -> tuple[sql.Composed, sql.Composed]:
+def _batch_queries(table: StateTable, where: Mapping[str, Any], by_ctid: bool,
+                   undated: bool = False) -> tuple[sql.Composed, sql.Composed]:
     """The batch UPDATE, from the lowest id and from after `last` (keyset: no batch rescans done rows).
 
     The subquery locks the rows it picks (FOR NO KEY UPDATE, the lock an UPDATE of non-key columns takes
@@ -368,16 +390,19 @@ def _batch_queries(table: StateTable, where: Mapping[str, Any], by_ctid: bool) -
     """
     from psycopg import sql
 
+    from pipectl.connectors.postgres import older
+
     conditions, _ = _conditions(table, where)
     ident = sql.Identifier
     parts = {"t": _table_ident(table.table), "id": ident(table.id_column), "status": ident(table.status_column),
              "updated": ident(table.updated_column), "cond": conditions,
+             "stale": older(ident(table.updated_column), sql.SQL("%(cutoff)s"), undated),
              "key": sql.SQL("ctid") if by_ctid else ident(table.id_column)}
     template = (
         "UPDATE {t} SET {status} = %(to)s, {updated} = now()"
-        " WHERE {key} = ANY(ARRAY(SELECT {key} FROM {t} WHERE {status} = %(from)s AND {updated} < %(cutoff)s{cond}"
+        " WHERE {key} = ANY(ARRAY(SELECT {key} FROM {t} WHERE {status} = %(from)s AND {stale}{cond}"
         "{after} ORDER BY {id} LIMIT %(n)s FOR NO KEY UPDATE SKIP LOCKED))"
-        " AND {status} = %(from)s AND {updated} < %(cutoff)s{cond} RETURNING {id}"
+        " AND {status} = %(from)s AND {stale}{cond} RETURNING {id}"
     )
     first = sql.SQL(template).format(**parts, after=sql.SQL(""))
     keyed = sql.SQL(template).format(**parts, after=sql.SQL(" AND {} > %(last)s").format(parts["id"]))

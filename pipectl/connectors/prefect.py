@@ -1,8 +1,9 @@
 """Prefect, read-only: what the checks and the repairs' plans need, as plain dataclasses.
 
-Every function builds its own client from an explicit `api_url` and optional `api_key` (never from
-the ambient Prefect profile) and runs one bounded conversation with it; see `prefect_client` for how
-failures become pipectl errors. Writes live in `prefect_write`.
+Every function asks Prefect's REST API directly (see `prefect_rest`), from an explicit `api_url` and
+optional `api_key` (never the ambient Prefect profile), within one deadline for the whole call. The
+Prefect client is not imported: `pipectl doctor` starts fast, and pipectl owns retries and deadlines.
+Writes live in `prefect_write`.
 """
 
 from __future__ import annotations
@@ -12,18 +13,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pipectl.connectors.prefect_client import (
+from pipectl.connectors.prefect_rest import (
     DEFAULT_TIMEOUT,
     SECRET_BLOCK_TYPE,
-    as_datetime,
+    Conversation,
     as_uuid,
     call,
-    enum_value,
-    plain,
+    parse_time,
+    segment,
     split_deployment_name,
-    status_code,
 )
-from pipectl.errors import UsageError
+from pipectl.errors import ConnectorError, UsageError
 
 _STATE_TYPES = (
     "SCHEDULED", "PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "CRASHED", "PAUSED", "CANCELLING",
@@ -45,6 +45,8 @@ class DeploymentInfo:
     parameters: dict[str, Any]
     updated: datetime | None
     parameter_schema: dict[str, Any] = field(default_factory=dict)
+    concurrency_limit: int | None = None
+    """How many of its runs may run at once (None: no limit)."""
     """The flow's parameters as JSON Schema (`parameter_openapi_schema`): names, types, which are required."""
 
     @property
@@ -87,58 +89,59 @@ class FlowRunInfo:
         return self.state_type in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
-def _deployment_info(d: Any, flow_name: str) -> DeploymentInfo:
+def _deployment_info(d: dict[str, Any], flow_name: str) -> DeploymentInfo:
     return DeploymentInfo(
-        id=str(d.id),
-        name=d.name,
+        id=str(d["id"]),
+        name=d["name"],
         flow_name=flow_name,
-        paused=bool(d.paused),
-        status=enum_value(getattr(d, "status", None)),
-        work_pool_name=d.work_pool_name,
-        work_queue_name=d.work_queue_name,
-        job_variables=plain(d.job_variables) or {},
-        entrypoint=d.entrypoint,
-        pull_steps=plain(d.pull_steps),
-        parameters=plain(d.parameters) or {},
-        updated=as_datetime(d.updated),
-        parameter_schema=plain(getattr(d, "parameter_openapi_schema", None)) or {},
+        paused=bool(d.get("paused")),
+        status=d.get("status"),
+        work_pool_name=d.get("work_pool_name"),
+        work_queue_name=d.get("work_queue_name"),
+        job_variables=d.get("job_variables") or {},
+        entrypoint=d.get("entrypoint"),
+        pull_steps=d.get("pull_steps"),
+        parameters=d.get("parameters") or {},
+        updated=parse_time(d.get("updated")),
+        parameter_schema=d.get("parameter_openapi_schema") or {},
+        concurrency_limit=d.get("concurrency_limit"),
     )
 
 
-def _flow_run_info(r: Any) -> FlowRunInfo:
-    state = r.state
+def _flow_run_info(r: dict[str, Any]) -> FlowRunInfo:
+    state = r.get("state") or {}
     return FlowRunInfo(
-        id=str(r.id),
-        name=r.name,
-        deployment_id=str(r.deployment_id) if r.deployment_id else None,
-        state_type=enum_value(state.type) if state else None,
-        state_name=state.name if state else None,
-        expected_start_time=as_datetime(r.expected_start_time),
-        start_time=as_datetime(r.start_time),
-        end_time=as_datetime(r.end_time),
-        work_pool_name=r.work_pool_name,
+        id=str(r["id"]),
+        name=r["name"],
+        deployment_id=str(r["deployment_id"]) if r.get("deployment_id") else None,
+        state_type=state.get("type"),
+        state_name=state.get("name"),
+        expected_start_time=parse_time(r.get("expected_start_time")),
+        start_time=parse_time(r.get("start_time")),
+        end_time=parse_time(r.get("end_time")),
+        work_pool_name=r.get("work_pool_name"),
     )
+
+
+def _worker_info(w: dict[str, Any]) -> WorkerInfo:
+    return WorkerInfo(name=w["name"], status=w.get("status") or "UNKNOWN",
+                      last_heartbeat=parse_time(w.get("last_heartbeat_time")))
 
 
 def api_health(api_url: str, api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> str:
     """Check the API answers and accepts the credentials; return the server version.
 
-    Returns "unknown" where the API does not publish its version (Prefect Cloud workspaces).
+    An authenticated read decides both: /health answers anonymously (or not at all on Prefect Cloud)
+    and proves nothing more. Returns "unknown" where the API does not publish its version (Cloud).
     """
 
-    async def run(client) -> str:
-        problem = await client.api_healthcheck()
-        if problem is not None and status_code(problem) != 404:  # some proxies do not route /health
-            raise problem
-        version = "unknown"
+    async def run(rest: Conversation) -> str:
+        await rest.post("/work_pools/filter", {"limit": 1, "offset": 0})
         try:
-            version = str(await client.api_version())
-        except Exception as exc:  # noqa: BLE001 - only 404 means "no version endpoint"
-            if status_code(exc) != 404:
-                raise
-        # /health may answer anonymously; an authenticated read proves the credentials.
-        await client.read_work_pools(limit=1)
-        return version
+            version = await rest.get("/admin/version")
+        except ConnectorError:  # optional: 401/403/404 on Cloud, or no time left for it
+            return "unknown"
+        return version if isinstance(version, str) and version else "unknown"
 
     return call(api_url, api_key, timeout, "health check", run)
 
@@ -147,16 +150,12 @@ def read_deployment(
     api_url: str, api_key: str | None, name: str, timeout: float = DEFAULT_TIMEOUT
 ) -> DeploymentInfo | None:
     """The deployment "flow/deployment", or None if it does not exist."""
-    flow_name, _ = split_deployment_name(name)
+    flow_name, deployment_name = split_deployment_name(name)
 
-    async def run(client) -> DeploymentInfo | None:
-        from prefect.exceptions import ObjectNotFound
-
-        try:
-            deployment = await client.read_deployment_by_name(name)
-        except ObjectNotFound:
-            return None
-        return _deployment_info(deployment, flow_name)
+    async def run(rest: Conversation) -> DeploymentInfo | None:
+        path = f"/deployments/name/{segment(flow_name)}/{segment(deployment_name)}"
+        found = await rest.get(path, missing_ok=True)
+        return None if found is None else _deployment_info(found, flow_name)
 
     return call(api_url, api_key, timeout, f"read deployment {name}", run)
 
@@ -166,25 +165,19 @@ def read_work_pool(
 ) -> WorkPoolInfo | None:
     """The work pool with its workers (last heartbeat, ONLINE/OFFLINE), or None if it does not exist."""
 
-    async def run(client) -> WorkPoolInfo | None:
-        from prefect.exceptions import ObjectNotFound
-
-        try:
-            pool = await client.read_work_pool(name)
-        except ObjectNotFound:
+    async def run(rest: Conversation) -> WorkPoolInfo | None:
+        pool = await rest.get(f"/work_pools/{segment(name)}", missing_ok=True)
+        if pool is None:
             return None
-        workers = await client.read_workers_for_work_pool(name)
+        workers = await rest.post(f"/work_pools/{segment(name)}/workers/filter", {})
         return WorkPoolInfo(
-            id=str(pool.id),
-            name=pool.name,
-            type=pool.type,
-            paused=bool(pool.is_paused),
-            status=enum_value(pool.status),
-            concurrency_limit=pool.concurrency_limit,
-            workers=[
-                WorkerInfo(name=w.name, status=enum_value(w.status) or "UNKNOWN", last_heartbeat=as_datetime(w.last_heartbeat_time))
-                for w in workers
-            ],
+            id=str(pool["id"]),
+            name=pool["name"],
+            type=pool["type"],
+            paused=bool(pool.get("is_paused")),
+            status=pool.get("status"),
+            concurrency_limit=pool.get("concurrency_limit"),
+            workers=[_worker_info(w) for w in workers],
         )
 
     return call(api_url, api_key, timeout, f"read work pool {name}", run)
@@ -201,24 +194,15 @@ def count_late_runs(
     """How many flow runs are in the "Late" state, for a deployment and/or a work pool."""
     if deployment_id is None and pool is None:
         raise UsageError("count_late_runs needs a deployment id or a work pool name")
-    deployment_uuid = as_uuid(deployment_id, "deployment") if deployment_id is not None else None
+    flow_runs: dict[str, Any] = {"state": {"name": {"any_": ["Late"]}}}
+    if deployment_id is not None:
+        flow_runs["deployment_id"] = {"any_": [str(as_uuid(deployment_id, "deployment"))]}
+    body: dict[str, Any] = {"flow_runs": flow_runs}
+    if pool:
+        body["work_pools"] = {"name": {"any_": [pool]}}
 
-    async def run(client) -> int:
-        from prefect.client.schemas.filters import (
-            FlowRunFilter,
-            FlowRunFilterDeploymentId,
-            FlowRunFilterState,
-            FlowRunFilterStateName,
-            WorkPoolFilter,
-            WorkPoolFilterName,
-        )
-
-        flow_run_filter = FlowRunFilter(
-            state=FlowRunFilterState(name=FlowRunFilterStateName(any_=["Late"])),
-            deployment_id=FlowRunFilterDeploymentId(any_=[deployment_uuid]) if deployment_uuid else None,
-        )
-        pool_filter = WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])) if pool else None
-        return await client.count_flow_runs(flow_run_filter=flow_run_filter, work_pool_filter=pool_filter)
+    async def run(rest: Conversation) -> int:
+        return int(await rest.post("/flow_runs/count", body))
 
     target = " ".join(x for x in (f"deployment {deployment_id}" if deployment_id else "", f"pool {pool}" if pool else "") if x)
     return call(api_url, api_key, timeout, f"count late runs of {target}", run)
@@ -238,33 +222,16 @@ def recent_flow_runs(
     `state_types` (e.g. COMPLETED, FAILED, CRASHED) keeps only runs in those states: without it, a
     scheduled deployment's future runs (created days ahead) fill the whole `limit`.
     """
-    deployment_uuid = as_uuid(deployment_id, "deployment")
+    flow_runs: dict[str, Any] = {"deployment_id": {"any_": [str(as_uuid(deployment_id, "deployment"))]}}
     if state_types is not None:
         unknown = [t for t in state_types if t not in _STATE_TYPES]
         if unknown:
             raise UsageError(f"unknown flow run state type(s): {', '.join(unknown)}")
+        flow_runs["state"] = {"type": {"any_": list(state_types)}}
+    body = {"flow_runs": flow_runs, "sort": "EXPECTED_START_TIME_DESC", "limit": limit, "offset": 0}
 
-    async def run(client) -> list[FlowRunInfo]:
-        from prefect.client.schemas.filters import (
-            FlowRunFilter,
-            FlowRunFilterDeploymentId,
-            FlowRunFilterState,
-            FlowRunFilterStateType,
-        )
-        from prefect.client.schemas.objects import StateType
-        from prefect.client.schemas.sorting import FlowRunSort
-
-        state = None
-        if state_types is not None:
-            state = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(t) for t in state_types]))
-        runs = await client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                deployment_id=FlowRunFilterDeploymentId(any_=[deployment_uuid]), state=state
-            ),
-            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
-            limit=limit,
-        )
-        return [_flow_run_info(r) for r in runs]
+    async def run(rest: Conversation) -> list[FlowRunInfo]:
+        return [_flow_run_info(r) for r in await rest.post("/flow_runs/filter", body)]
 
     return call(api_url, api_key, timeout, f"read flow runs of deployment {deployment_id}", run)
 
@@ -273,8 +240,8 @@ def read_flow_run(api_url: str, api_key: str | None, flow_run_id: str, timeout: 
     """One flow run; NotFound if there is none with that id."""
     run_uuid = as_uuid(flow_run_id, "flow run")
 
-    async def run(client) -> FlowRunInfo:
-        return _flow_run_info(await client.read_flow_run(run_uuid))
+    async def run(rest: Conversation) -> FlowRunInfo:
+        return _flow_run_info(await rest.get(f"/flow_runs/{run_uuid}"))
 
     return call(api_url, api_key, timeout, f"read flow run {flow_run_id}", run)
 
@@ -285,17 +252,39 @@ def read_secret_block(api_url: str, api_key: str | None, name: str, timeout: flo
     The caller must register the value with its redactor before doing anything else with it.
     JSON-valued secrets come back JSON-encoded.
     """
+    path = f"/block_types/slug/{SECRET_BLOCK_TYPE}/block_documents/name/{segment(name)}"
 
-    async def run(client) -> str | None:
-        from prefect.exceptions import ObjectNotFound
-
-        try:
-            document = await client.read_block_document_by_name(name, SECRET_BLOCK_TYPE, include_secrets=True)
-        except ObjectNotFound:
+    async def run(rest: Conversation) -> str | None:
+        document = await rest.get(path, {"include_secrets": "true"}, missing_ok=True)
+        if document is None:
             return None
-        value = (document.data or {}).get("value")
+        value = (document.get("data") or {}).get("value")
         if value is None or isinstance(value, str):
             return value
         return json.dumps(value)
 
     return call(api_url, api_key, timeout, f"read Secret block {name}", run, carries_secret=True)
+
+
+def secret_block_names(api_url: str, api_key: str | None, timeout: float = DEFAULT_TIMEOUT) -> list[str]:
+    """The names of every Secret block (values are not read), a page (the server's default size) at a time."""
+    query: dict[str, Any] = {
+        "block_types": {"slug": {"any_": [SECRET_BLOCK_TYPE]}},
+        "block_documents": {"is_anonymous": {"eq_": False}},
+        "include_secrets": False,
+        "sort": "NAME_ASC",
+    }
+
+    async def run(rest: Conversation) -> list[str]:
+        names: dict[str, None] = {}
+        offset = page_size = 0
+        while True:
+            page = await rest.post("/block_documents/filter", {**query, "offset": offset})
+            known = len(names)
+            names.update((d["name"], None) for d in page if d.get("name"))
+            offset += len(page)
+            page_size = page_size or len(page)
+            if len(page) < page_size or not page or len(names) == known:  # the last page, or offset ignored
+                return list(names)
+
+    return call(api_url, api_key, timeout, "list Secret blocks", run)

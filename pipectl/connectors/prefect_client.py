@@ -1,39 +1,38 @@
-"""The plumbing under pipectl's Prefect connector: one bounded conversation with an explicitly built client.
+"""The plumbing under pipectl's Prefect writes: one bounded conversation with an explicitly built client.
 
-Failures become pipectl errors: `Unreachable` (connection failed, timed out, 5xx / 429), `Unauthorized`
-(401/403), `NotFound`, or `ConnectorError`; messages never contain an API key or a Secret block value.
-Prefect is imported inside the functions, so importing this module stays cheap.
+Reads go over the REST API (`prefect_rest`); writes still use the Prefect client, with its own retries
+off: its backoff (5 tries, exponential) would spend the whole deadline. Instead pipectl runs the write
+once more, within the deadline, when the server said the request was not done and may be repeated
+(HTTP 503, which Prefect sends when its database was busy, or 429). Failures become pipectl errors: `Unreachable` (connection
+failed, timed out, 5xx / 429), `Unauthorized` (401/403), `NotFound`, or `ConnectorError`; messages never
+contain an API key or a Secret block value. Prefect is imported inside the functions, so importing this
+module stays cheap.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
+import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
-from uuid import UUID
 
+from pipectl.connectors.prefect_rest import (  # noqa: F401 - shared with prefect_write
+    DEFAULT_TIMEOUT,
+    RETRY_PAUSE,
+    SECRET_BLOCK_TYPE,
+    as_uuid,
+    retry_after,
+    run_sync,
+    safe_url,
+    split_deployment_name,
+)
 from pipectl.durations import whole_seconds
 from pipectl.errors import ConnectorError, NotFound, Unauthorized, Unreachable, UsageError
 
-DEFAULT_TIMEOUT = 15.0
-SECRET_BLOCK_TYPE = "secret"
-
 T = TypeVar("T")
-
-
-def safe_url(api_url: str) -> str:
-    """The URL without any user:password part, for messages."""
-    parts = urlsplit(api_url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        parts = parts._replace(netloc=host)
-    return urlunsplit(parts)
+_MIN_RETRY_BUDGET = 1.0
+"""Seconds a repeated write needs left after its pause, else the first failure is the answer."""
 
 
 def _scrub(text: str, secrets: tuple[str | None, ...]) -> str:
@@ -62,28 +61,6 @@ def status_code(exc: Exception) -> int | None:
     return getattr(response, "status_code", None)
 
 
-def _run_sync(make_coro: Callable[[], Awaitable[T]]) -> T:
-    """asyncio.run, also from code that already runs an event loop (then in a helper thread)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(make_coro())
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(make_coro())
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="pipectl-prefect", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
 def call(
     api_url: str,
     api_key: str | None,
@@ -94,7 +71,7 @@ def call(
     secrets: tuple[str | None, ...] = (),
     carries_secret: bool = False,
 ) -> T:
-    """Run `await fn(client)` against the API within `timeout` seconds, translating failures.
+    """Run `await fn(client)` against the API within `timeout` seconds in all, translating failures.
 
     `what` names the operation in messages ("read deployment x/y"). With `carries_secret` the
     request or response holds a secret value: the API's error detail is left out of the message
@@ -106,26 +83,46 @@ def call(
     where = safe_url(api_url)
     hidden = (api_key, *secrets)
 
-    async def main() -> T:
-        client = PrefectClient(
-            api_url,
-            api_key=api_key or None,
-            httpx_settings={"timeout": httpx.Timeout(timeout)},
-        )
-        async with client:
-            return await fn(client)
+    deadline = time.monotonic() + timeout
 
-    try:
-        return _run_sync(lambda: asyncio.wait_for(main(), timeout))
-    except (ConnectorError, UsageError):
-        raise
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a one-line pipectl error
-        cause: Exception = exc
-        error = _translate(exc, where, what, timeout, hidden, carries_secret)
+    async def main() -> T:
+        from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+        # The client would retry 429/5xx up to 5 times with backoff, far past our deadline.
+        with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}):
+            client = PrefectClient(
+                api_url,
+                api_key=api_key or None,
+                httpx_settings={"timeout": httpx.Timeout(timeout)},
+            )
+            async with client:
+                return await fn(client)
+
+    for attempt in (1, 2):
+        try:
+            return run_sync(lambda: asyncio.wait_for(main(), max(deadline - time.monotonic(), 0.001)))
+        except (ConnectorError, UsageError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a one-line pipectl error
+            pause = _repeatable(exc)
+            if attempt == 1 and pause is not None and deadline - time.monotonic() - pause >= _MIN_RETRY_BUDGET:
+                time.sleep(pause)
+                continue
+            cause: Exception = exc
+            error = _translate(exc, where, what, timeout, hidden, carries_secret)
+            break
     if carries_secret:
         # Raised outside the except block: no __context__ that could lead back to the request body.
         raise error from None
     raise error from cause
+
+
+def _repeatable(exc: Exception) -> float | None:
+    """Seconds to wait before repeating a request the server did not carry out (503, 429), else None."""
+    if status_code(exc) not in (429, 503):
+        return None
+    asked = retry_after(exc.response.headers.get("retry-after"))  # type: ignore[attr-defined]
+    return RETRY_PAUSE if asked is None else asked
 
 
 def _translate(
@@ -153,39 +150,3 @@ def _translate(
         return Unreachable(f"Prefect at {where} is unreachable ({type(exc).__name__}) for: {what}")
     detail = "" if carries_secret else _scrub(" ".join(str(exc).split())[:200], hidden)
     return ConnectorError(f"Prefect at {where}: {what} failed: {type(exc).__name__}" + (f": {detail}" if detail else ""))
-
-
-def as_datetime(value: Any) -> datetime | None:
-    """A plain, timezone-aware stdlib datetime (Prefect returns its own subclasses)."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return datetime.fromtimestamp(value.timestamp(), tz=timezone.utc)
-
-
-def plain(value: Any) -> Any:
-    """Deep plain-JSON copy (dicts, lists, str, numbers) of what the API returned."""
-    if value is None:
-        return None
-    return json.loads(json.dumps(value, default=str))
-
-
-def enum_value(value: Any) -> str | None:
-    if value is None:
-        return None
-    return str(getattr(value, "value", value))
-
-
-def as_uuid(value: str | UUID, what: str) -> UUID:
-    try:
-        return value if isinstance(value, UUID) else UUID(str(value))
-    except ValueError:
-        raise UsageError(f"not a valid {what} id: {value!r}") from None
-
-
-def split_deployment_name(name: str) -> tuple[str, str]:
-    flow_name, sep, deployment_name = name.partition("/")
-    if not sep or not flow_name or not deployment_name or "/" in deployment_name:
-        raise UsageError(f"deployment name must be FLOW/DEPLOYMENT, got {name!r}")
-    return flow_name, deployment_name

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from pipectl.deadline import waiting_on
 from pipectl.errors import ConnectorError, NotFound, Unauthorized, Unreachable, UsageError
 
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
@@ -278,7 +279,8 @@ def _mapped(doing: str, url: str) -> Iterator[None]:
 
     name = _name(url)
     try:
-        yield
+        with waiting_on(_host(None, url), f"{doing} {name}"):
+            yield
     except (bx.NoCredentialsError, bx.PartialCredentialsError):
         raise Unauthorized(
             "no usable AWS credentials: boto3 looks for AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
@@ -314,3 +316,27 @@ def _host(exc: Exception, url: str) -> str:
 def _one_line(text: str, limit: int = 200) -> str:
     text = _ACCESS_KEY.sub("<access key>", " ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+AWS_KEY_NAMES = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
+"""Variables boto3's credential chain reads first; a profile, SSO or a role can stand in for them."""
+
+
+def credential_source(environ: Mapping[str, str] | None = None) -> str | None:
+    """Where boto3's credential chain finds AWS credentials for this environment (`env`, `shared-credentials-file`,
+    `sso`, `assume-role`, `iam-role` …), or None when it finds none. Never the values; nothing is called
+    but the chain's own lookups."""
+    import boto3.session
+
+    env = environ or {}
+    try:
+        session = boto3.session.Session(
+            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+            aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
+            profile_name=env.get("AWS_PROFILE") or None,
+        )
+        credentials = session.get_credentials()
+    except Exception:  # noqa: BLE001 - a broken profile is "no credentials" here; sqs.queue says why
+        return None
+    return getattr(credentials, "method", None) or ("found" if credentials else None)

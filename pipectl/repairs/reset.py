@@ -183,7 +183,7 @@ class ResetRows(Repair):
     def verify(self, applied: Outcome) -> Outcome:
         from pipectl.connectors import postgres_write
 
-        flt = postgres_write.Filter(self.from_status, self._plan.cutoff, self.where)
+        flt = postgres_write.Filter(self.from_status, self._plan.cutoff, self.where, self._plan.undated)
         left = postgres_write.count_matching(self.dsn, self.table, flt, timeout=READ_TIMEOUT_S)
         details = {**applied.details, f"{self.from_status} rows left (older than the cutoff)": left}
         if left == 0:

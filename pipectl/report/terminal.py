@@ -33,8 +33,17 @@ def render(result: DoctorResult, options: RenderOptions = RenderOptions()) -> st
         emoji=False,
     )
     tree = Tree(Text(f"pipectl doctor · {result.pipeline}", style="bold"), guide_style="dim")
-    for cause in display_order(result.causes()):
-        _add(tree, cause, result, seen=set())
+    seen: set[str] = set()  # a symptom of several causes is shown once, under the first; named under the rest
+    causes = display_order(result.causes())
+    passing = [c for c in causes if c.status in (Status.OK, Status.SKIPPED) and not result.symptoms_of(c)]
+    for cause in causes:
+        if options.show_all or cause not in passing:
+            _add(tree, cause, result, seen)
+    if not options.show_all:
+        for component, line in _folded(passing).items():
+            mark, style = _STYLE[Status.OK if "passed" in line else Status.SKIPPED]
+            label = "OK" if "passed" in line else "SKIPPED"
+            tree.add(Text.assemble((f"{mark} {label:<7}", style), (f" {component}", "bold"), f"  {line}"))
     console.print(tree)
     console.print(Text(summary_line(result), style="bold"))
     return buffer.getvalue()
@@ -54,6 +63,18 @@ def _add(parent: Tree, finding: Finding, result: DoctorResult, seen: set[str]) -
     for symptom in display_order(result.symptoms_of(finding)):
         if symptom.id not in seen:
             _add(node, symptom, result, seen)
+        else:
+            node.add(Text.assemble(("also explains: ", "dim"), symptom.id, (" (shown above)", "dim")))
+
+
+def _folded(passing: list[Finding]) -> dict[str, str]:
+    """One line per component for the checks that passed or did not apply (`--all` lists them)."""
+    lines: dict[str, str] = {}
+    for component in dict.fromkeys(f.component for f in passing):
+        ok = sum(f.component == component and f.status is Status.OK for f in passing)
+        skipped = sum(f.component == component and f.status is Status.SKIPPED for f in passing)
+        lines[component] = ", ".join(x for x in (ok and f"{ok} passed", skipped and f"{skipped} skipped") if x)
+    return lines
 
 
 def _label(finding: Finding) -> Text:

@@ -158,3 +158,13 @@ def add_pending_jobs(dsn: str, count: int, minutes_old: int) -> list[int]:
             (minutes_old, minutes_old, count),
         ).fetchall()
     return [r[0] for r in rows]
+
+
+def clear_timestamps(dsn: str, status: str, table: str = "workflow_states") -> int:
+    """Rows written by code that never sets `updated_at` (a column without NOT NULL): their age is unknown."""
+    from psycopg import sql
+
+    with connect(dsn) as conn:
+        conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN updated_at DROP NOT NULL").format(sql.Identifier(table)))
+        query = sql.SQL("UPDATE {} SET updated_at = NULL WHERE status = %s").format(sql.Identifier(table))
+        return conn.execute(query, (status,)).rowcount

@@ -9,17 +9,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipectl.sandbox import config_file, database, prefect_stack, queues, stack
+from pipectl.sandbox import config_file, database, drills, prefect_stack, queues, stack
 from pipectl.sandbox.layout import MODAL_APP, ORCHESTRATOR, PROCESS_JOB, Layout, SandboxState
+from pipectl.sandbox.prefect_stack import POOL, SECRET_TOKEN_ID, SECRET_TOKEN_SECRET
 
 RUN_TIMEOUT = 90.0
 
 
 @dataclass(frozen=True)
 class Scenario:
+    """One drill: what it breaks, the finding that must name the cause, and whether commands can heal it."""
+
     name: str
     description: str
     apply: Callable[[Layout, SandboxState], None]
+    cause: str = ""
+    """The id of the root-cause finding doctor must report."""
+    needs_person: str = ""
+    """Why no printed command can heal it (a value only a person has, code to deploy); '' when the
+    commands doctor prints for the cause must heal it (the fix-verification tests run them)."""
 
 
 def _run_orchestrator(state: SandboxState) -> str:
@@ -101,23 +109,71 @@ def stuck_in_progress(layout: Layout, state: SandboxState) -> None:
     database.age_rows(state.database_url, "IN_PROGRESS", 45)
 
 
+_STUCK = "db.stuck:workflow_states/{}/normalize_company_name"
+_FUNCTION = f"modal.function:{MODAL_APP}/start_normalize_company_name"
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("missing-modal-creds", "The deployment's job variables carry no MODAL_TOKEN_* env: a triggered "
-             "run completes, yet the 40 rows stay QUEUED (the first incident).", missing_modal_creds),
-    Scenario("modal-bad-token", "The Secret block holds a token Modal rejects: rows stay QUEUED.", modal_bad_token),
+             "run completes, yet the 40 rows stay QUEUED (the first incident).", missing_modal_creds,
+             cause=f"prefect.job_variables:{ORCHESTRATOR}"),
+    Scenario("modal-bad-token", "The Secret block holds a token Modal rejects: rows stay QUEUED.", modal_bad_token,
+             cause=f"modal.auth:{ORCHESTRATOR}"),
     Scenario("modal-function-missing", f"The Modal function is not deployed in app {MODAL_APP}: rows stay QUEUED.",
-             modal_function_missing),
+             modal_function_missing, cause=_FUNCTION, needs_person="the function is deployed from the "
+             "workers' own repository"),
     Scenario("missing-deployment", f"{PROCESS_JOB} is not registered: pending jobs never run "
-             "(the second incident).", missing_deployment),
-    Scenario("no-worker", "No worker polls the work pool: runs go Late and rows stay PENDING.", no_worker),
-    Scenario("queue-unreachable", "The configured queue URL names a queue that does not exist.", queue_unreachable),
-    Scenario("dlq-filling", "Messages fail three receives and pile up in the dead-letter queue.", dlq_filling),
+             "(the second incident).", missing_deployment, cause=f"prefect.deployment:{PROCESS_JOB}",
+             needs_person="the pending jobs' messages need a subscriber, which the sandbox does not run yet"),
+    Scenario("no-worker", "No worker polls the work pool: runs go Late and rows stay PENDING.", no_worker,
+             cause=f"prefect.work_pool:{POOL}"),
+    Scenario("queue-unreachable", "The configured queue URL names a queue that does not exist.", queue_unreachable,
+             cause="sqs.queue:jobs", needs_person="the right URL goes into the config file"),
+    Scenario("dlq-filling", "Messages fail three receives and pile up in the dead-letter queue.", dlq_filling,
+             cause="sqs.dlq:jobs"),
     Scenario("missing-aws-env", "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not set for the pipeline.",
-             missing_aws_env),
+             missing_aws_env, cause="credentials.present:aws", needs_person="only a person has the keys"),
     Scenario("leaked-credentials", "Credentials were committed to the repository and deleted later: still in "
-             "its history (random values of the right shape, drawn for the drill).", leaked_credentials),
+             "its history (random values of the right shape, drawn for the drill).", leaked_credentials,
+             cause="repo.secrets:RAILWAY_QUICK_DEPLOY.md", needs_person="leaked keys are rotated by a person "
+             "before history is rewritten"),
     Scenario("stuck-in-progress", "Every row has sat IN_PROGRESS for 45 minutes: the Modal workers died.",
-             stuck_in_progress),
+             stuck_in_progress, cause=_STUCK.format("IN_PROGRESS")),
+    Scenario("pool-paused", "Someone paused the work pool: runs go Late, rows stay PENDING.", drills.pool_paused,
+             cause=f"prefect.work_pool:{POOL}"),
+    Scenario("pool-concurrency-zero", "The work pool's concurrency limit is 0 while its worker is alive: runs go "
+             "Late.", drills.pool_concurrency_zero, cause=f"prefect.work_pool:{POOL}"),
+    Scenario("deployment-paused", f"{ORCHESTRATOR} is paused: its schedule starts nothing.",
+             drills.deployment_paused, cause=f"prefect.deployment:{ORCHESTRATOR}"),
+    Scenario("deployment-wrong-pool", f"{PROCESS_JOB} was moved to a pool no worker polls.",
+             drills.deployment_wrong_pool, cause=f"prefect.deployment:{PROCESS_JOB}"),
+    Scenario("pool-deleted", "The work pool was deleted (and its worker stopped with it).", drills.pool_deleted,
+             cause=f"prefect.work_pool:{POOL}"),
+    Scenario("secret-block-missing", f"Secret block {SECRET_TOKEN_SECRET} was deleted: runs start without the "
+             "token.", drills.secret_block_missing, cause=f"prefect.job_variables:{ORCHESTRATOR}"),
+    Scenario("secret-block-empty", f"Secret block {SECRET_TOKEN_ID} holds an empty value.",
+             drills.secret_block_empty, cause=f"prefect.job_variables:{ORCHESTRATOR}"),
+    Scenario("secret-block-newline", f"Secret block {SECRET_TOKEN_SECRET} holds the token with a trailing "
+             "newline (pasted from a file).", drills.secret_block_newline, cause=f"modal.auth:{ORCHESTRATOR}"),
+    Scenario("secret-block-typo", "The job variables name a Secret block with a typo.", drills.secret_block_typo,
+             cause=f"prefect.job_variables:{ORCHESTRATOR}"),
+    Scenario("block-renamed", f"Secret block {SECRET_TOKEN_ID} was renamed in the UI; the job variables still "
+             "name the old one.", drills.token_id_block_renamed, cause=f"prefect.job_variables:{ORCHESTRATOR}"),
+    Scenario("token-in-plain-text", "The Modal token secret is written into the job variables as plain text.",
+             drills.token_in_plain_text, cause=f"prefect.job_variables:{ORCHESTRATOR}"),
+    Scenario("half-a-token", "The job variables carry MODAL_TOKEN_ID but not MODAL_TOKEN_SECRET.",
+             drills.half_a_token, cause=f"prefect.job_variables:{ORCHESTRATOR}"),
+    Scenario("literal-token-rejected", "The job variables hold a literal token Modal rejects, and no Secret "
+             "blocks exist.", drills.literal_token_rejected, cause=f"modal.auth:{ORCHESTRATOR}"),
+    Scenario("stuck-queued", "Every row has sat QUEUED for 20 minutes: the spawns were lost.", drills.stuck_queued,
+             cause=_STUCK.format("QUEUED")),
+    Scenario("dlq-deleted", "The dead-letter queue was deleted; the queue's RedrivePolicy still names it.",
+             drills.dlq_deleted, cause="sqs.dlq:jobs"),
+    Scenario("redrive-policy-removed", "The queue lost its RedrivePolicy: failing messages are retried until "
+             "they expire.", drills.redrive_policy_removed, cause="sqs.dlq:jobs"),
+    Scenario("zombie-run", f"A run of {ORCHESTRATOR} has been RUNNING for 3 hours with no process behind it.",
+             drills.zombie_run, cause=f"prefect.stalled:{ORCHESTRATOR}"),
+    Scenario("stuck-no-timestamp", "Rows sit IN_PROGRESS with no updated_at at all (code that never sets it).",
+             drills.stuck_no_timestamp, cause=_STUCK.format("IN_PROGRESS")),
 )}
 
 

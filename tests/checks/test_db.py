@@ -35,7 +35,7 @@ ORDER_TABLE = (
 class Case:
     id: str
     rows: list[tuple[str, str | None, int, int]] = field(default_factory=list)
-    """(status, step, age in seconds, how many)."""
+    """(status, step, age in seconds or None for no timestamp, how many)."""
     expect: list[tuple[str, Status, str, dict[str, Any]]] = field(default_factory=list)
     """Every finding, as (check, status, subject, evidence subset)."""
     table: dict[str, Any] = field(default_factory=lambda: {"table": WS, "group_by": ["step_name"],
@@ -171,6 +171,27 @@ CASES = [
             ("db.stuck", Status.WARN, "app.Order/index", {}),
         ],
     ),
+    Case(
+        "rows-without-a-timestamp-are-stuck-for-an-unknown-time",
+        ddl=[f"CREATE TABLE {WS} ({COLUMNS.replace('updated_at timestamptz NOT NULL', 'updated_at timestamptz')})",
+             INDEX.format(table=WS)],
+        rows=[("QUEUED", "enrich", None, 7), ("QUEUED", "enrich", 30, 3), ("QUEUED", "score", 600, 2)],
+        expect=[
+            CONNECTED, TABLE_OK,
+            ("db.stuck", Status.FAIL, f"{WS}/QUEUED/enrich", {"rows": 7, "oldest_s": None}),
+            ("db.stuck", Status.FAIL, f"{WS}/QUEUED/score", {"rows": 2}),
+        ],
+    ),
+    Case(
+        "rows-without-a-timestamp-are-stuck-without-an-index-too",
+        ddl=[f"CREATE TABLE {WS} ({COLUMNS.replace('updated_at timestamptz NOT NULL', 'updated_at timestamptz')})"],
+        rows=[("QUEUED", "enrich", None, 4), ("QUEUED", "enrich", 30, 3)],
+        expect=[
+            CONNECTED, TABLE_OK,
+            ("db.stuck", Status.FAIL, f"{WS}/QUEUED/enrich", {"rows": 4, "oldest_s": None}),
+            ("db.stuck", Status.WARN, f"{WS}/index", {}),
+        ],
+    ),
 ]
 
 
@@ -219,10 +240,8 @@ def test_stuck_finding_reads_at_3am(pg_dsn):
     build(pg_dsn, case)
     finding = next(f for f in run(state_config(pg_dsn, case.table)).findings if f.subject.endswith("/enrich"))
     assert finding.summary == "40 rows stuck in QUEUED for 12m (threshold 5m) at step_name=enrich"
-    assert (
-        finding.fix
-        == "pipectl reset --table workflow_states --status QUEUED --to PENDING --older-than 5m --step enrich"
-    )
+    assert finding.fix == (
+        "pipectl reset --table workflow_states --status QUEUED --to PENDING --older-than 5m --step enrich",)
     assert len(finding.evidence["sample_ids"]) == 3 and all(
         isinstance(i, int) for i in finding.evidence["sample_ids"]
     )
@@ -241,9 +260,9 @@ def test_no_index_warns_with_the_exact_create_index(pg_dsn):
     case = CASES[6]
     build(pg_dsn, case)
     warn = next(f for f in run(state_config(pg_dsn, case.table)).findings if f.status is Status.WARN)
-    assert warn.fix == (
-        'CREATE INDEX CONCURRENTLY "workflow_states_status_step_name_updated_at_idx"'
-        ' ON "workflow_states" ("status", "step_name", "updated_at")'
+    assert warn.advice == (  # the DSN is no env: reference here, so there is no psql command to print
+        "Run as the table's owner: `CREATE INDEX CONCURRENTLY \"workflow_states_status_step_name_updated_at_idx\""
+        ' ON "workflow_states" ("status", "step_name", "updated_at");`'
     )
 
 
@@ -366,7 +385,7 @@ def test_many_groups_are_capped_largest_first(pg_dsn):
     assert len(stuck) == MAX_GROUPS + 1 and stuck[0].subject == f"{WS}/QUEUED/s07"
     more = stuck[-1]
     assert more.subject == f"{WS}/QUEUED/+5 more" and more.evidence["rows"] == 5
-    assert more.fix == f"pipectl reset --table {WS} --status QUEUED --to PENDING --older-than 5m"
+    assert more.fix == (f"pipectl reset --table {WS} --status QUEUED --to PENDING --older-than 5m",)
 
 
 def test_status_counts_per_group_and_status(pg_dsn):

@@ -140,7 +140,7 @@ def test_the_incident_finding_explains_itself_and_hides_credentials_in_the_url(s
     [finding] = result.findings
     assert finding.status is Status.FAIL and finding.subject == "enqueue"
     assert finding.evidence["url"] == f"http://127.0.0.1:{port}/enqueue"
-    assert "success" in finding.impact and "jq .queued" in finding.fix
+    assert "success" in finding.impact and "jq .queued" in finding.advice and finding.fix == ()
     rendered = json_report.render(result) + markdown_report.render(result)
     assert [v for v in (password, token) for i in range(len(v) - 3) if v[i : i + 4] in rendered] == []
     assert redactor(f"{password} {token}") == "**** ****"

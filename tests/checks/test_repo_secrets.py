@@ -180,15 +180,14 @@ def test_a_deleted_file_is_reported_with_its_commit_and_the_history_purge(tmp_pa
     assert finding.evidence["lines"] == [1, 2]
     assert finding.evidence["commits"] == [added[:12]]
     assert "deleted, but still in git history" in finding.summary
-    assert finding.fix.startswith(
-        "rotate the credentials, then: git filter-repo --invert-paths --path deploy/.env"
-    )
+    assert finding.advice.startswith("Rotate the credentials first")
+    assert finding.fix[0] == f"git -C {repo} filter-repo --force --invert-paths --path deploy/.env"
 
 
 def test_the_fix_for_a_file_that_stays_replaces_the_text(tmp_path):
     repo = make_repo(tmp_path, [{"settings.py": f'DB_PASSWORD = "{DB_PASSWORD}"\n'}])
     [finding] = doctor(repo).findings
-    assert "--replace-text" in finding.fix and "--invert-paths" not in finding.fix
+    assert "--replace-text" in finding.advice and finding.fix == ()
 
 
 def test_a_leak_on_another_branch_is_found(tmp_path):
@@ -282,7 +281,7 @@ def test_a_scan_cut_short_says_so_instead_of_claiming_clean(tmp_path, monkeypatc
     monkeypatch.setattr(module, "_BUDGET", -1.0)  # the deadline has passed before the scan starts
     [finding] = doctor(repo).findings
     assert (finding.status, finding.subject) == (Status.WARN, "(incomplete scan)")
-    assert "0 of 2 files scanned" in finding.summary and "--timeout" in finding.fix
+    assert "0 of 2 files scanned" in finding.summary and "--timeout" in finding.fix[0]
 
 
 def test_a_secret_committed_before_the_scanned_commits_is_committed_not_pending(tmp_path):
@@ -292,7 +291,7 @@ def test_a_secret_committed_before_the_scanned_commits_is_committed_not_pending(
     [finding] = result.findings
     assert (finding.status, finding.severity.value) == (Status.FAIL, "P1")
     assert "not committed yet" not in finding.summary and finding.evidence["committed_at_head"] is True
-    assert finding.evidence["commits"] == [] and "rotate the credentials" in finding.fix
+    assert finding.evidence["commits"] == [] and "Rotate the credentials" in finding.advice
     assert_nothing_leaks(result)
 
 

@@ -393,3 +393,22 @@ def test_a_status_nothing_uses_is_refused_and_the_default_cutoff_is_stuck_after(
     assert code == 0, err  # PENDING is named in the config, so it is a status the pipeline knows
     code, out, err = run_cli("reset", "--status", "IN_PROGRESS", "--to", "QUEUED", "--dry-run", *base)
     assert code == 2 and "no stuck_after for IN_PROGRESS" in err and "--older-than" in err
+
+
+def test_rows_without_a_timestamp_are_reset_and_verified(db, pg_dsn, tmp_path):
+    """A nullable updated column: rows with no timestamp have an unknown age, so any cutoff takes them."""
+    db.execute("ALTER TABLE workflow_states ALTER COLUMN updated_at DROP NOT NULL")
+    undated = add(db, "enrich", "QUEUED", 30, 20)
+    db.execute("UPDATE workflow_states SET updated_at = NULL WHERE id = ANY(%s)", [undated])
+    old = add(db, "enrich", "QUEUED", 20, 20)
+    fresh = add(db, "enrich", "QUEUED", 10, 1)
+    cfg = config(pg_dsn)
+    book, run = journal_run(tmp_path)
+    repair = ResetRows(cfg, cfg.state_tables[0], "QUEUED", "PENDING", older_than=timedelta(minutes=10),
+                       batch_size=25)
+    assert repair.plan().title.startswith("reset 50 row(s)")
+    outcome = execute(repair, run, yes=True)
+    assert outcome.ok, outcome.summary
+    assert ids_in(db, "PENDING") == set(undated) | set(old)
+    assert ids_in(db, "QUEUED") == set(fresh)
+    assert sorted(journaled_ids(book, run.run.id)) == sorted(undated + old)

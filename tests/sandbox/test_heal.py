@@ -1,7 +1,7 @@
 """`sandbox heal` undoes every drill and hand-made damage, and only says so when doctor agrees.
 
-CI is the one place that catches a drill heal cannot undo: every drill is broken, healed and then judged
-by the real doctor.
+That heal undoes each drill is tested with the drills themselves (`tests/test_drill_fixes.py`); here,
+damage no drill makes, judged by the real doctor.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import json
 import pytest
 
 from pipectl.connectors import prefect as prefect_api
-from pipectl.sandbox import database, prefect_stack, queues, scenarios
-from pipectl.sandbox.layout import ORCHESTRATOR, POOL, ROWS, Layout
+from pipectl.sandbox import database, prefect_stack, queues
+from pipectl.sandbox.layout import ORCHESTRATOR, POOL, Layout
 
 DOCTOR_TIMEOUT = "30"  # per check: a busy CI machine must not look like a broken sandbox
 
@@ -23,17 +23,6 @@ def doctor_problems(run_cli, sandbox) -> tuple[int, list[str]]:
                              "--no-journal", "--timeout", DOCTOR_TIMEOUT)
     findings = json.loads(out)["findings"]
     return code, [f"{f['id']} {f['status']}: {f['summary']}" for f in findings if f["status"] in ("fail", "error")]
-
-
-@pytest.mark.parametrize("drill", list(scenarios.SCENARIOS))
-def test_every_drill_is_undone_by_heal(sandbox, run_cli, drill):
-    sandbox.break_(drill)
-    code, problems = doctor_problems(run_cli, sandbox)
-    assert code != 0 and problems, f"drill {drill} broke nothing doctor sees"
-    sandbox.heal()
-    code, problems = doctor_problems(run_cli, sandbox)
-    assert problems == [] and code == 0
-    assert sandbox.counts() == {"PENDING": ROWS}
 
 
 def _delete_main_queue(sandbox) -> None:
