@@ -39,6 +39,11 @@ def test_a_component_that_accepts_but_never_answers_is_an_error_within_the_timeo
     prefect = [f for f in findings if f["component"] == "prefect" and f["check"] != "modal.auth"]
     others = [f for f in findings if f["component"] in ("database", "sqs")]
     assert prefect and all(f["status"] == "error" for f in prefect if f["check"] == "prefect.api")
+    (api,) = [f for f in prefect if f["check"] == "prefect.api"]
+    assert f"127.0.0.1:{port}" in api["summary"] and "POST /work_pools/filter" in api["summary"], api
+    assert not api["fix"] and "curl" not in api["advice"]  # nothing to run that heals it; no unauthenticated call
+    # every other Prefect check that could not read through it sits under it
+    assert all(api["id"] in f["caused_by"] for f in prefect if f["status"] == "error" and f is not api)
     assert all(f["status"] in ("ok", "skipped", "error") for f in prefect)
     assert others and all(f["status"] == "ok" for f in others)
     assert code == 3

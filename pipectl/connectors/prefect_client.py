@@ -98,14 +98,15 @@ def call(
             async with client:
                 return await fn(client)
 
-    for attempt in (1, 2):
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
         try:
             return run_sync(lambda: asyncio.wait_for(main(), max(deadline - time.monotonic(), 0.001)))
         except (ConnectorError, UsageError):
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes a one-line pipectl error
-            pause = _repeatable(exc)
-            if attempt == 1 and pause is not None and deadline - time.monotonic() - pause >= _MIN_RETRY_BUDGET:
+            pause = _repeatable(exc, attempt)
+            if (attempt < WRITE_ATTEMPTS and pause is not None
+                    and deadline - time.monotonic() - pause >= _MIN_RETRY_BUDGET):
                 time.sleep(pause)
                 continue
             cause: Exception = exc
@@ -117,12 +118,17 @@ def call(
     raise error from cause
 
 
-def _repeatable(exc: Exception) -> float | None:
+WRITE_ATTEMPTS = 4
+"""A write the server did not carry out (503: its database was busy; 429) is sent again, within the deadline,
+after RETRY_PAUSE, then twice as long each time (or what Retry-After asks)."""
+
+
+def _repeatable(exc: Exception, attempt: int) -> float | None:
     """Seconds to wait before repeating a request the server did not carry out (503, 429), else None."""
     if status_code(exc) not in (429, 503):
         return None
     asked = retry_after(exc.response.headers.get("retry-after"))  # type: ignore[attr-defined]
-    return RETRY_PAUSE if asked is None else asked
+    return RETRY_PAUSE * 2 ** (attempt - 1) if asked is None else asked
 
 
 def _translate(

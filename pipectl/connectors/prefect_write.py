@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import uuid
 from typing import Any
 
 from pipectl.connectors.prefect_client import (
@@ -45,10 +46,11 @@ def create_flow_run(
 ) -> str:
     """Schedule a run of the deployment now; returns the flow run id."""
     deployment_uuid = as_uuid(deployment_id, "deployment")
+    once = str(uuid.uuid4())  # a repeated request (after a 503) returns the run the first one created
 
     async def run(client) -> str:
         flow_run = await client.create_flow_run_from_deployment(
-            deployment_uuid, parameters=dict(parameters or {}), name=name
+            deployment_uuid, parameters=dict(parameters or {}), name=name, idempotency_key=once
         )
         return str(flow_run.id)
 
