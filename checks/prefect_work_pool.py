@@ -83,6 +83,20 @@ class PrefectWorkPool(DeploymentsCheck):
                 subject=name, impact=impact, evidence={**evidence, "problem": "no_worker"},
                 fix=[start], advice="The worker keeps running: start it where the pipeline's workers run.",
             )
+        # a queue that starts nothing matters when runs wait, or when it is the one deployments land in
+        blocked = [q for q in info.queues
+                   if (q.paused or q.concurrency_limit == 0) and (late or q.name == "default")]
+        if blocked:
+            queue = blocked[0]
+            why = "is paused" if queue.paused else "has a concurrency limit of 0"
+            return self.fail(
+                f"work queue {queue.name} of pool {name} {why}: its runs never start"
+                + (f"; {runs_text(late)} Late" if late else ""),
+                subject=name, impact=impact,
+                evidence={**evidence, "problem": "queue_blocked", "blocked_queues": [q.name for q in blocked]},
+                fix=[prefect_cli(ctx, "work-queue", "resume" if q.paused else "clear-concurrency-limit", q.name,
+                                 "--pool", name) for q in blocked],
+            )
         if info.concurrency_limit == 0:
             return self.fail(
                 f"work pool {name} has a concurrency limit of 0: no run can start"

@@ -84,6 +84,14 @@ class SqsDlq(Check):
             except PipectlError as exc:
                 return self._unread(exc, t, evidence)
             if dlq_stats.arn and dlq_stats.arn != queue.redrive.dlq_arn:
+                if not self._exists(ctx, t, queue.redrive.dlq_arn):  # a policy naming no queue: point it back
+                    return self.fail(
+                        f"queue {ref.name} dead-letters to {target_name}, which does not exist (the configured "
+                        f"dead-letter queue is {dlq_ref.name})", subject=t.subject,
+                        evidence={**evidence, "configured": dlq_ref.name},
+                        impact="Messages that keep failing have nowhere to go and are lost.",
+                        fix=_attach(t, ref.region or t.region, dlq_stats.arn, queue.redrive.max_receive_count),
+                    )  # fmt: skip
                 return self.fail(
                     f"queue {ref.name} dead-letters to {target_name}, not to the configured {dlq_ref.name}",
                     subject=t.subject, evidence={**evidence, "configured": dlq_ref.name},
@@ -126,6 +134,18 @@ class SqsDlq(Check):
         return self.ok(f"queue {ref.name} dead-letters to {target_name}, which is empty", subject=t.subject,
                        evidence=evidence)
 
+    @staticmethod
+    def _exists(ctx: Context, t: Target, arn: str) -> bool:
+        """Whether the queue an ARN names exists (True when that cannot be told: no claim without proof)."""
+        try:
+            other = Target(t.index, t.subject, _url_from_arn(arn, t), t.endpoint_url, t.region)
+            stats(ctx, other, parse(other))
+        except NotFound:
+            return False
+        except (PipectlError, ValueError):
+            return True
+        return True
+
     def _unread(self, exc: PipectlError, t: Target, evidence: dict[str, Any]) -> Finding:
         """The dead-letter queue could not be read although its source queue could."""
         if isinstance(exc, Unauthorized):
@@ -159,9 +179,15 @@ def _aws(t: Target, region: str | None, command: str, *args: str) -> str:
 def _add_dlq(t: Target, region: str | None, queue_arn: str | None, dlq_name: str, create: bool) -> list[str]:
     """The AWS CLI commands that give the queue a dead-letter queue (maxReceiveCount 5)."""
     arn = queue_arn.rsplit(":", 1)[0] + ":" + dlq_name if queue_arn else f"<ARN of {dlq_name}>"
-    policy = json.dumps({"RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "5"})})
-    attach = _aws(t, region, "set-queue-attributes", "--queue-url", t.url, "--attributes", policy)
-    return [_aws(t, region, "create-queue", "--queue-name", dlq_name), attach] if create else [attach]
+    attach = _attach(t, region, arn, 5)
+    return [_aws(t, region, "create-queue", "--queue-name", dlq_name), *attach] if create else attach
+
+
+def _attach(t: Target, region: str | None, dlq_arn: str, max_receive_count: int) -> list[str]:
+    """`set-queue-attributes` giving the queue a RedrivePolicy to `dlq_arn`."""
+    policy = json.dumps({"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
+                                                      "maxReceiveCount": str(max_receive_count)})})
+    return [_aws(t, region, "set-queue-attributes", "--queue-url", t.url, "--attributes", policy)]
 
 
 def _configured_name(t: Target, dlq_url: str | None) -> str | None:

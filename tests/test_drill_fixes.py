@@ -116,6 +116,7 @@ SYMPTOMS = {
     "no-worker": _STUCK.format("PENDING"),
     "pool-paused": _STUCK.format("PENDING"),
     "pool-concurrency-zero": _STUCK.format("PENDING"),
+    "queue-paused": _STUCK.format("PENDING"),
 }
 """Drill → a symptom that must be reported as caused by the drill's cause."""
 

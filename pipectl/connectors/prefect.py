@@ -62,6 +62,13 @@ class WorkerInfo:
 
 
 @dataclass(frozen=True)
+class WorkQueueInfo:
+    name: str
+    paused: bool
+    concurrency_limit: int | None
+
+
+@dataclass(frozen=True)
 class WorkPoolInfo:
     id: str
     name: str
@@ -70,6 +77,8 @@ class WorkPoolInfo:
     status: str | None  # READY / NOT_READY / PAUSED
     concurrency_limit: int | None
     workers: list[WorkerInfo] = field(default_factory=list)
+    queues: list[WorkQueueInfo] = field(default_factory=list)
+    """The pool's work queues: a paused queue, or one limited to 0, starts none of its runs."""
 
 
 @dataclass(frozen=True)
@@ -170,6 +179,7 @@ def read_work_pool(
         if pool is None:
             return None
         workers = await rest.post(f"/work_pools/{segment(name)}/workers/filter", {})
+        queues = await rest.post(f"/work_pools/{segment(name)}/queues/filter", {"limit": 200, "offset": 0})
         return WorkPoolInfo(
             id=str(pool["id"]),
             name=pool["name"],
@@ -178,6 +188,7 @@ def read_work_pool(
             status=pool.get("status"),
             concurrency_limit=pool.get("concurrency_limit"),
             workers=[_worker_info(w) for w in workers],
+            queues=[WorkQueueInfo(q["name"], bool(q.get("is_paused")), q.get("concurrency_limit")) for q in queues],
         )
 
     return call(api_url, api_key, timeout, f"read work pool {name}", run)

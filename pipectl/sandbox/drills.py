@@ -65,6 +65,17 @@ def pool_concurrency_zero(layout: Layout, state: SandboxState) -> None:
     _late_run(state)
 
 
+def queue_paused(layout: Layout, state: SandboxState) -> None:
+    """The pool's default work queue is paused (the pool itself is not): its runs go Late."""
+
+    async def run(client):
+        queue = await client.read_work_queue_by_name("default", work_pool_name=POOL)
+        await client.update_work_queue(queue.id, is_paused=True)
+
+    with_client(state.prefect_api_url, run)
+    _late_run(state)
+
+
 def deployment_paused(layout: Layout, state: SandboxState) -> None:
     prefect_stack.pause_deployment(state.prefect_api_url, ORCHESTRATOR)
 
@@ -163,6 +174,21 @@ def dlq_deleted(layout: Layout, state: SandboxState) -> None:
     from pipectl.sandbox import queues
 
     queues.client(state.sqs_endpoint).delete_queue(QueueUrl=state.dlq_url)
+
+
+def redrive_to_nowhere(layout: Layout, state: SandboxState) -> None:
+    """The RedrivePolicy names a dead-letter queue that was deleted since (SQS checks the target only when
+    the policy is set); the configured one still exists."""
+    import json
+
+    from pipectl.sandbox import queues
+
+    sqs = queues.client(state.sqs_endpoint)
+    old_url = sqs.create_queue(QueueName="job-queue-dlq-old")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=old_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = {"deadLetterTargetArn": arn, "maxReceiveCount": "3"}
+    sqs.set_queue_attributes(QueueUrl=state.queue_url, Attributes={"RedrivePolicy": json.dumps(policy)})
+    sqs.delete_queue(QueueUrl=old_url)
 
 
 def redrive_policy_removed(layout: Layout, state: SandboxState) -> None:

@@ -142,6 +142,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              cause=f"prefect.work_pool:{POOL}"),
     Scenario("pool-concurrency-zero", "The work pool's concurrency limit is 0 while its worker is alive: runs go "
              "Late.", drills.pool_concurrency_zero, cause=f"prefect.work_pool:{POOL}"),
+    Scenario("queue-paused", "The work pool's default queue is paused: runs go Late, rows stay PENDING.",
+             drills.queue_paused, cause=f"prefect.work_pool:{POOL}"),
     Scenario("deployment-paused", f"{ORCHESTRATOR} is paused: its schedule starts nothing.",
              drills.deployment_paused, cause=f"prefect.deployment:{ORCHESTRATOR}"),
     Scenario("deployment-wrong-pool", f"{PROCESS_JOB} was moved to a pool no worker polls.",
@@ -168,6 +170,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              cause=_STUCK.format("QUEUED")),
     Scenario("dlq-deleted", "The dead-letter queue was deleted; the queue's RedrivePolicy still names it.",
              drills.dlq_deleted, cause="sqs.dlq:jobs"),
+    Scenario("redrive-to-nowhere", "The queue's RedrivePolicy names a dead-letter queue that does not exist.",
+             drills.redrive_to_nowhere, cause="sqs.dlq:jobs"),
     Scenario("redrive-policy-removed", "The queue lost its RedrivePolicy: failing messages are retried until "
              "they expire.", drills.redrive_policy_removed, cause="sqs.dlq:jobs"),
     Scenario("zombie-run", f"A run of {ORCHESTRATOR} has been RUNNING for 3 hours with no process behind it.",
