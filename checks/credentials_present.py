@@ -75,6 +75,7 @@ def _aws_chain(ctx: Context, missing: list[str]) -> str | None:
 
     if not missing or not set(missing) <= AWS_KEY_NAMES:
         return None
-    environ = {k: v for k, v in ctx.environ.items() if k not in AWS_KEY_NAMES}  # the chain past the variables
+    environ = {k: v for k, v in ctx.config.aws.environ(ctx.environ).items()
+               if k not in AWS_KEY_NAMES}  # the chain past the variables
     source = credential_source(environ)
     return None if source in (None, "env") else source

@@ -63,7 +63,7 @@ def stats(ctx: Context, t: Target, ref: QueueRef) -> Any:
 
     return sqs.queue_stats(
         t.url, endpoint_url=t.endpoint_url, region=ref.region or t.region,
-        timeout=max(ctx.timeout * _BUDGET, 0.5), environ=ctx.environ,
+        timeout=max(ctx.timeout * _BUDGET, 0.5), environ=ctx.config.aws.environ(ctx.environ),
     )
 
 

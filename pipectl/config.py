@@ -7,6 +7,7 @@ and `PIPECTL_<SECTION>__<KEY>` variables override any key (pydantic-settings).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -116,6 +117,12 @@ class AwsConfig(Section):
     region: str | None = None
     endpoint_url: str | None = None
     """Only for SQS-compatible servers such as the sandbox; empty for real AWS."""
+    profile: str | None = None
+    """A named profile of ~/.aws/config (SSO, an assumed role, keys): used instead of AWS_PROFILE."""
+
+    def environ(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """The environment AWS calls read credentials from: with the configured profile, if any."""
+        return {**environ, "AWS_PROFILE": self.profile} if self.profile else dict(environ)
 
 
 class QueueConfig(Section):

@@ -108,7 +108,8 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
     try:
         config = PipelineConfig(**resolved)
     except ValidationError as exc:
-        raise ConfigError([f"{path}: {_loc(err['loc'])}: {_message(err)}" for err in exc.errors()]) from None
+        raise ConfigError([f"{_origin(err['loc'], raw, path)}: {_loc(err['loc'])}: {_message(err)}"
+                           for err in exc.errors()]) from None
     config._source = source
     _check_dsn(path, config)
     register_secrets(config)
@@ -241,6 +242,22 @@ def _find_literal_secrets(raw: dict[str, Any], source: ConfigSource) -> None:
         if isinstance(value, str) and value and not value.startswith("env:"):
             source.literal_secrets.append(key)
             secrets.register(key, value)
+
+
+def _origin(loc: tuple[Any, ...], raw: Mapping[str, Any], path: Path) -> str:
+    """Where a bad key came from: the file, or the PIPECTL_SECTION__KEY variable that overrides it."""
+    value: Any = raw
+    for part in loc:
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+            value = value[part]
+        else:
+            variable = "PIPECTL_" + "__".join(str(p) for p in loc).upper()
+            if any(name.upper() == variable for name in os.environ):
+                return f"environment variable {variable}"
+            break
+    return str(path)
 
 
 def _loc(loc: tuple[Any, ...]) -> str:

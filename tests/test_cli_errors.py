@@ -1,5 +1,6 @@
 """Bad input gets one line naming the problem and exit 2 — never a traceback."""
 
+import json
 import pytest
 
 
@@ -10,7 +11,8 @@ import pytest
         (["doctor", "--bogus"], "No such option: --bogus"),
         (["doctor", "--timeout", "abc"], "Invalid value for '--timeout'"),
         (["doctor", "--timeout", "-1", "--config", "CONFIG"], "--timeout must be a positive number"),
-        (["doctor", "--format", "yaml", "--config", "CONFIG"], "unknown format 'yaml'"),
+        (["doctor", "--format", "yaml", "--config", "CONFIG"], "unknown output format 'yaml'"),
+        (["doctor", "-o", "report.txt", "--config", "CONFIG"], "to write a file use --output-file FILE"),
         (["doctor", "--fail-on", "high", "--config", "CONFIG"], "--fail-on: severity must be one of P0, P1, P2"),
         (["doctor", "--only", "nothing.here", "--config", "CONFIG"], "unknown check or component 'nothing.here'"),
         (["patch", "no-slash", "--env", "A=b", "--config", "CONFIG"], "'no-slash' is not FLOW/DEPLOYMENT"),
@@ -58,3 +60,32 @@ def test_a_config_with_nothing_to_check_is_a_usage_error_not_a_green_gate(run_cl
     code, out, err = run_cli("doctor", "--config", str(config), "--no-journal")
     assert code == 2 and out == ""
     assert err.startswith("pipectl: nothing to check:") and err.count("\n") == 1, err
+
+
+def test_o_picks_the_format_as_in_kubectl_and_the_prefect_and_aws_clis(run_cli, write_config):
+    config = write_config('pipeline = "o"\n[credentials]\nshell = ["HOME"]\n')
+    code, out, err = run_cli("doctor", "-o", "json", "--config", str(config), "--no-journal")
+    assert code == 0, err
+    assert json.loads(out)["schema"] == "pipectl.report/v2"
+
+
+def test_version_and_completion_are_there(run_cli):
+    from pipectl import __version__
+
+    for flag in ("--version", "-V"):
+        code, out, _ = run_cli(flag)
+        assert (code, out.strip()) == (0, __version__)
+    code, out, _ = run_cli("--help")
+    assert code == 0 and "--install-completion" in out
+
+
+def test_listings_have_json_output_and_both_playbook_spellings_work(run_cli):
+    code, out, _ = run_cli("checks", "list", "-o", "json")
+    checks = json.loads(out)
+    assert code == 0 and {"db.stuck", "prefect.stalled"} <= {c["id"] for c in checks}
+    assert all(c["detects"] and c["fix"] for c in checks)
+    for spelling in ("playbooks", "playbook"):
+        code, out, _ = run_cli(spelling, "list", "-o", "json")
+        assert code == 0 and "fix-stuck-batch" in {p["name"] for p in json.loads(out)}
+    code, _, err = run_cli("checks", "list", "-o", "yaml")
+    assert code == 2 and "choose terminal or json" in err

@@ -76,3 +76,14 @@ def test_missing_config_is_a_usage_error(run_cli, tmp_path):
     code, _, err = run_cli("doctor", cwd=tmp_path)
     assert code == 2
     assert "no pipectl.toml" in err
+
+
+def test_a_typo_in_an_override_variable_names_the_variable_not_the_file(tmp_path, monkeypatch):
+    from pipectl.config_load import ConfigError, load_config
+
+    path = tmp_path / "pipectl.toml"
+    path.write_text('pipeline = "typo"\n')
+    monkeypatch.setenv("PIPECTL_DOCTOR__TIMOUT", "5")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert "environment variable PIPECTL_DOCTOR__TIMOUT: doctor.timout: unknown key" in str(caught.value)

@@ -43,7 +43,7 @@ def test_output_onto_a_symlink_is_refused_and_the_target_is_untouched(run_cli, p
     victim.write_text(SECRET_REPORT)
     victim.chmod(0o600)
     (project / "report.txt").symlink_to(victim)
-    code, out, err = run_cli("doctor", "--output", "report.txt", "--no-journal")
+    code, out, err = run_cli("doctor", "--output-file", "report.txt", "--no-journal")
     assert code == 2 and out == ""
     assert err.splitlines() == ["pipectl: report.txt is a symbolic link; refusing to write through it"]
     assert victim.read_text() == SECRET_REPORT and mode(victim) == 0o600
@@ -59,10 +59,10 @@ def test_a_playbook_report_onto_a_symlink_is_refused_before_any_step(run_cli, pr
     assert not journal.exists() and not (tmp_path / "elsewhere.md").exists()  # nothing ran, nothing recorded
 
 
-@pytest.mark.parametrize("flag", ["--output", "--junit", "--sarif"])
+@pytest.mark.parametrize("flag", ["--output-file", "--junit", "--sarif"])
 def test_a_dangling_symlink_is_refused_not_created(run_cli, project, tmp_path, flag):
     (project / "out.xml").symlink_to(tmp_path / "created-elsewhere.xml")
-    args = ["--ci"] if flag != "--output" else []
+    args = ["--ci"] if flag != "--output-file" else []
     code, _, err = run_cli("doctor", *args, flag, "out.xml", "--no-journal")
     assert code == 2
     assert "out.xml is a symbolic link; refusing to write through it" in err
@@ -71,7 +71,7 @@ def test_a_dangling_symlink_is_refused_not_created(run_cli, project, tmp_path, f
 
 
 def test_report_and_journal_are_private(run_cli, project, isolated_home):
-    code, _, err = run_cli("doctor", "--output", "reports/doctor.txt")
+    code, _, err = run_cli("doctor", "--output-file", "reports/doctor.txt")
     assert code == 0, err
     report = project / "reports" / "doctor.txt"
     assert mode(report) == 0o600 and "files-test" in report.read_text()

@@ -50,7 +50,7 @@ def test_report_command_writes_the_latest_run(tmp_path, run_cli):
     journal = tmp_path / "journal.sqlite3"
     run_id = write_incident(Journal(journal, clock=fixed_clock(), actor="oncall@example"))
     output = tmp_path / "report.md"
-    code, out, err = run_cli("report", "--journal", str(journal), "--output", str(output))
+    code, out, err = run_cli("report", "--journal", str(journal), "--output-file", str(output))
     assert code == 0 and out == ""
     assert output.read_text() == GOLDEN.read_text().replace("RUN_ID", run_id)
     code, out, _ = run_cli("journal", "--journal", str(journal))

@@ -461,7 +461,7 @@ def test_no_planted_value_leaks_from_any_command(sandbox, run_cli, caplog, capfd
     for fmt in FORMATS:
         sweep.run("doctor", *C, "--format", fmt, "--timeout", "10", *J, expect=(0, 1, 3))
         target = out_dir / f"doctor.{fmt}"
-        _, _, err = sweep.run("doctor", *C, "--format", fmt, "--timeout", "10", "--output", str(target), *J,
+        _, _, err = sweep.run("doctor", *C, "--format", fmt, "--timeout", "10", "--output-file", str(target), *J,
                               expect=(0, 1, 3))
         sweep.intact(f"doctor --format {fmt} --output", err, target, "`report written to`")
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
@@ -591,7 +591,7 @@ def test_no_planted_value_leaks_from_any_command(sandbox, run_cli, caplog, capfd
         sweep.check(run_id is not None, "a repair run did not reach the journal")
         if run_id:
             target = out_dir / f"report-{run_id}.md"
-            _, _, err = sweep.run("report", run_id, "--output", str(target), *J, expect=0)
+            _, _, err = sweep.run("report", run_id, "--output-file", str(target), *J, expect=0)
             sweep.intact("report --output", err, target, "`report written to`")
             sweep.run("undo", run_id, "--dry-run", *C, *J, expect=(0, 1))
 

@@ -48,7 +48,7 @@ def test_no_secret_piece_in_any_format(planted, run_cli, fmt, tmp_path):
     assert leaked_pieces(out + err) == []
     report = tmp_path / f"report.{fmt}"
     code, out, err = run_cli("doctor", "--config", str(planted), "--format", fmt, "--timeout", "1",
-                             "--output", str(report))
+                             "--output-file", str(report))
     assert out == ""
     assert leaked_pieces(report.read_text() + err) == []
     if fmt == "json":

@@ -18,6 +18,7 @@ from pipectl import __version__
 from pipectl.cli import catalog, doctor, history, operate, repairs, reset
 from pipectl.cli.common import remember_invocation
 from pipectl.cli.playbook import playbook_app
+from pipectl.cli.playbook import run as run_playbook
 from pipectl.cli.sandbox import sandbox_app
 from pipectl.errors import PipectlError
 from pipectl.redact import RedactingFilter, redactor
@@ -35,7 +36,7 @@ app = typer.Typer(
     name="pipectl",
     help="Why is my pipeline's work stuck, and what exactly do I run to fix it?",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -50,6 +51,9 @@ app.command(name="trigger")(operate.trigger)
 app.add_typer(operate.deploy_app, name="deploy")
 app.command(name="redrive")(operate.redrive)
 app.add_typer(playbook_app, name="playbook")
+# `playbook` and `playbooks` both work for both verbs: the singular/plural split surprised users
+playbook_app.command("list", help="List installed playbooks.")(catalog.list_playbooks)
+catalog.playbooks_app.command("run", help="Run a named repair.")(run_playbook)
 app.add_typer(history.journal_app, name="journal")
 app.command(name="report")(history.report)
 app.command(name="undo")(history.undo)
@@ -59,6 +63,20 @@ app.command(name="undo")(history.undo)
 def version() -> None:
     """Print pipectl's version."""
     typer.echo(__version__)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", "-V", callback=_print_version, is_eager=True,
+                                 help="Print pipectl's version and exit."),
+) -> None:
+    """Why is my pipeline's work stuck, and what exactly do I run to fix it?"""
 
 
 INTERNAL_ERROR = 70

@@ -54,6 +54,20 @@ def split_list(values: list[str] | None) -> list[str]:
     return [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
 
 
+FormatOption = Annotated[str, typer.Option("--output", "-o", "--format", "-f", help="terminal or json.")]
+"""`-o json` on every command whose output is a listing, a plan or an outcome (as in kubectl and the
+Prefect and AWS CLIs); doctor's own option also offers its report formats."""
+
+
+def terminal_or_json(output: str) -> str:
+    """The chosen format of a terminal-or-JSON command; anything else is bad input."""
+    from pipectl.errors import UsageError
+
+    if output not in ("terminal", "json"):
+        raise UsageError(f"unknown output format {output!r}: choose terminal or json")
+    return output
+
+
 def terminal_width(output: Path | None) -> int:
     """The terminal's columns when the report goes to one (COLUMNS is honoured), else 100."""
     import shutil

@@ -23,8 +23,11 @@ def doctor(
     config: ConfigOption = None,
     only: Annotated[list[str] | None, typer.Option(help="Run only these checks or components (comma-separated).")] = None,
     skip: Annotated[list[str] | None, typer.Option(help="Skip these checks or components (comma-separated).")] = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="terminal, json, markdown, or a plugin renderer.")] = "terminal",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")] = None,
+    format: Annotated[str | None, typer.Option(
+        "--output", "-o", "--format", "-f",
+        help="terminal, json, markdown, junit, sarif, github, or a plugin renderer (as -o in kubectl, the AWS "
+             "and Prefect CLIs).")] = None,
+    output: Annotated[Path | None, typer.Option("--output-file", help="Write the report to this file.")] = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds each check may take (default: config, else 5).")] = None,
     fail_on: Annotated[str | None, typer.Option(help="Exit 1 only for FAIL findings at or above P0, P1 or P2.")] = None,
     journal: Annotated[Path | None, typer.Option("--journal", help="Journal file (default: user state dir).")] = None,
@@ -46,8 +49,11 @@ def doctor(
     from pipectl.runner import run_checks, select
 
     renderers = load_renderers()
+    format = format or "terminal"
     if format not in renderers.items:
-        raise UsageError(f"unknown format {format!r}: choose one of {', '.join(sorted(renderers.items))}")
+        hint = "; to write a file use --output-file FILE" if ("." in format or "/" in format) else ""
+        raise UsageError(f"unknown output format {format!r}: choose one of "
+                         f"{', '.join(sorted(renderers.items))}{hint}")
     if timeout is not None and timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
     try:

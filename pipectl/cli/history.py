@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from pipectl.cli.common import ConfigOption, load, note, write
-from pipectl.cli.repairs import DryRunOption, FormatOption, JournalOption, YesOption, run_repair
+from pipectl.cli.common import ConfigOption, FormatOption, load, note, terminal_or_json, write
+from pipectl.cli.repairs import DryRunOption, JournalOption, YesOption, run_repair
 
 journal_app = typer.Typer(help="The journal of runs: list them, verify the record.", invoke_without_command=True)
 
@@ -33,12 +33,10 @@ def journal(
     if ctx.invoked_subcommand is not None:
         ctx.obj = journal
         return 0
-    from pipectl.errors import UsageError
     from pipectl.journal import Journal
     from pipectl.report.incident import render_runs, runs_json
 
-    if format not in ("terminal", "json"):
-        raise UsageError(f"unknown format {format!r}: choose terminal or json")
+    terminal_or_json(format)
     book = Journal(journal)
     here = None if all_pipelines or pipeline else _current(config)
     last = book.last_outcomes()
@@ -71,7 +69,7 @@ def verify(ctx: typer.Context) -> int:
 
 def report(
     run_id: Annotated[str | None, typer.Argument(help="A run from `pipectl journal` (default: the latest).")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")] = None,
+    output: Annotated[Path | None, typer.Option("--output-file", help="Write to this file.")] = None,
     config: ConfigOption = None,
     journal: JournalOption = None,
 ) -> int:

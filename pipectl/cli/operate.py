@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from pipectl.cli.common import ConfigOption, deployment_name, load, note
-from pipectl.cli.repairs import DryRunOption, FormatOption, JournalOption, YesOption, run_repair
+from pipectl.cli.common import ConfigOption, FormatOption, deployment_name, load, note
+from pipectl.cli.repairs import DryRunOption, JournalOption, YesOption, run_repair
 
 
 def trigger(
@@ -49,12 +49,14 @@ def register(
     yes: YesOption = False,
     dry_run: DryRunOption = False,
     journal: JournalOption = None,
+    format: FormatOption = "terminal",
 ) -> int:
     """Register a missing deployment from its config entry (entrypoint, source, work pool, job variables)."""
     from pipectl.repairs.register import RegisterDeployment
 
     cfg = load(config)
-    return run_repair(cfg, RegisterDeployment(cfg, deployment), yes=yes, dry_run=dry_run, journal=journal)
+    return run_repair(cfg, RegisterDeployment(cfg, deployment), yes=yes, dry_run=dry_run, journal=journal,
+                      fmt=format)
 
 
 def redrive(
@@ -64,6 +66,7 @@ def redrive(
     yes: YesOption = False,
     dry_run: DryRunOption = False,
     journal: JournalOption = None,
+    format: FormatOption = "terminal",
 ) -> int:
     """Move the dead-letter queue's messages back to their queue and wait until they are all moved."""
     from pipectl.config_load import environment
@@ -71,7 +74,7 @@ def redrive(
 
     cfg = load(config)
     repair = Redrive(cfg, queue, environment(cfg.source), max_per_second=rate, progress=note)
-    return run_repair(cfg, repair, yes=yes, dry_run=dry_run, journal=journal)
+    return run_repair(cfg, repair, yes=yes, dry_run=dry_run, journal=journal, fmt=format)
 
 
 def _not_json(name: str) -> object:

@@ -10,6 +10,7 @@ import typer
 
 from pipectl.cli.common import (
     ConfigOption,
+    FormatOption,
     command_line,
     deployment_name,
     load,
@@ -21,7 +22,6 @@ from pipectl.cli.common import (
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking (for CI and scripts).")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show the plan and stop; nothing is changed.")]
 JournalOption = Annotated[Path | None, typer.Option("--journal", help="Journal file (default: user state dir).")]
-FormatOption = Annotated[str, typer.Option("--format", "-f", help="terminal or json (the plan and outcome).")]
 
 
 def run_repair(config, repair, *, yes: bool, dry_run: bool, journal: Path | None, fmt: str = "terminal") -> int:
@@ -95,6 +95,7 @@ def secret_set(
     yes: YesOption = False,
     dry_run: DryRunOption = False,
     journal: JournalOption = None,
+    format: FormatOption = "terminal",
 ) -> int:
     """Create or update a Secret block. The value never comes from the command line."""
     from pipectl.config_load import environment
@@ -107,4 +108,4 @@ def secret_set(
     value = environment(cfg.source).get(from_env or "", "") if from_env else sys.stdin.read().rstrip("\n")
     if not value:
         raise UsageError(f"{'environment variable ' + from_env if from_env else 'standard input'} is empty")
-    return run_repair(cfg, SetSecretBlock(cfg, name, value), yes=yes, dry_run=dry_run, journal=journal)
+    return run_repair(cfg, SetSecretBlock(cfg, name, value), yes=yes, dry_run=dry_run, journal=journal, fmt=format)

@@ -28,6 +28,7 @@ class Redrive(Repair):
         self.queue = find_queue(config, queue)
         if not self.queue.dlq_url or not self.queue.url:
             raise UsageError(f"queue {queue} has no dlq_url in the config: nothing to redrive from")
+        environ = config.aws.environ(environ)
         self.config, self.environ, self.rate, self.deadline_s = config, environ, max_per_second, deadline_s
         self.progress = progress
         self._where = {"endpoint_url": config.aws.endpoint_url, "region": config.aws.region or

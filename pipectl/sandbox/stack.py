@@ -31,6 +31,21 @@ class Component:
     pid: int | None = None
 
 
+SANDBOX_EXTRA = {"pgserver": "pgserver", "moto": "moto[server]", "grpclib": "grpclib", "prefect": "prefect"}
+"""Module → package the sandbox runs on (the `sandbox` extra; Prefect is a dependency of pipectl itself)."""
+
+
+def require_extra(need_postgres: bool = True) -> None:
+    """Before anything starts: the packages the sandbox's processes need, or one line saying how to get them."""
+    import importlib.util
+
+    missing = [package for module, package in SANDBOX_EXTRA.items()
+               if (need_postgres or module != "pgserver") and importlib.util.find_spec(module) is None]
+    if missing:
+        raise UsageError(f"the sandbox needs {', '.join(missing)}: install pipectl with its sandbox extra, "
+                         "`pip install 'pipectl[sandbox]'` (or `pipx inject pipectl 'pipectl[sandbox]'`)")
+
+
 def up(layout: Layout, progress: Progress = lambda step: None, dsn: str | None = None) -> SandboxState:
     """Start Postgres, Prefect (server + process worker), SQS and the Modal fake, then seed them.
 
@@ -41,6 +56,7 @@ def up(layout: Layout, progress: Progress = lambda step: None, dsn: str | None =
     if busy := running(layout):
         raise UsageError(f"a sandbox is already running in {layout.root} ({', '.join(busy)}): "
                          "`pipectl sandbox down` first")
+    require_extra(need_postgres=dsn is None)
     layout.run_dir.mkdir(parents=True, exist_ok=True)
     state = SandboxState(
         prefect_port=procs.free_port(), sqs_port=procs.free_port(), modal_port=procs.free_port(),

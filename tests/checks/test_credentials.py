@@ -42,3 +42,16 @@ def test_a_profile_stands_in_for_the_key_variables_and_no_value_is_shown(monkeyp
     assert finding.status is Status.OK, finding.summary
     assert finding.evidence["source"] == "shared-credentials-file"
     assert secret not in str(finding.as_dict()) and "AKIA" not in str(finding.as_dict())
+
+
+def test_the_configured_aws_profile_is_the_one_used(monkeypatch, tmp_path):
+    _no_instance_role(monkeypatch, tmp_path)
+    credentials = tmp_path / "credentials"
+    credentials.write_text(f"[prod]\naws_access_key_id = AKIA{'P' * 16}\naws_secret_access_key = {'s' * 40}\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    config = PipelineConfig(credentials=AWS, aws={"profile": "prod"})
+    (finding,) = run_checks([CredentialsPresent], Context(config=config, timeout=10, environ={})).findings
+    assert finding.status is Status.OK and finding.evidence["source"] == "shared-credentials-file"
+    (finding,) = run_checks([CredentialsPresent], Context(config=PipelineConfig(credentials=AWS), timeout=10,
+                                                          environ={})).findings
+    assert finding.status is Status.FAIL  # no profile named: [default] does not exist in that file

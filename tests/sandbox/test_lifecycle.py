@@ -163,3 +163,13 @@ def test_down_purge_refuses_a_folder_with_other_files(tmp_path, run_cli):
     code, _, err = run_cli("sandbox", "down", "--dir", str(tmp_path), "--purge")
     assert code == 2 and "refusing to purge" in err and "thesis.tex" in err
     assert (tmp_path / "thesis.tex").exists()
+
+
+def test_without_the_sandbox_extra_up_says_how_to_get_it_and_starts_nothing(run_cli, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pgserver" else real(name, *a))
+    code, out, err = run_cli("sandbox", "up", "--dir", str(tmp_path / "sb"))
+    assert code == 2 and "pip install 'pipectl[sandbox]'" in err and "pgserver" in err
+    assert not (tmp_path / "sb" / "run").exists()
