@@ -67,7 +67,10 @@ class PrefectStalled(DeploymentsCheck):
     def _judge(self, ctx: Context, name: str, allowed: timedelta,
                active: list[prefect_api.FlowRunInfo]) -> Finding:
         now = datetime.now(UTC)
-        since = {r.id: r.start_time or r.expected_start_time for r in active}
+        # RUNNING since it started; PENDING or CANCELLING since it entered that state (a Late run picked up
+        # now is PENDING with an old expected start, and is not stalled)
+        since = {r.id: (r.start_time if r.state_type == "RUNNING" else None) or r.state_since or r.start_time
+                 for r in active}
         stalled = [r for r in active if since[r.id] and now - since[r.id] > allowed]
         evidence: dict[str, Any] = {"deployment": name, "active": len(active),
                                     "allowed": format_duration(allowed), "stalled": [r.id for r in stalled]}

@@ -92,6 +92,8 @@ class FlowRunInfo:
     start_time: datetime | None
     end_time: datetime | None
     work_pool_name: str | None
+    state_since: datetime | None = None
+    """When the run entered its current state."""
 
     @property
     def is_final(self) -> bool:
@@ -129,6 +131,7 @@ def _flow_run_info(r: dict[str, Any]) -> FlowRunInfo:
         start_time=parse_time(r.get("start_time")),
         end_time=parse_time(r.get("end_time")),
         work_pool_name=r.get("work_pool_name"),
+        state_since=parse_time(state.get("timestamp")),
     )
 
 
