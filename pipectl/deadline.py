@@ -13,7 +13,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pipectl.durations import whole_seconds
 
 
 @dataclass
@@ -63,4 +62,5 @@ def waiting_for(waiting: Waiting | None) -> str:
 
 def retry_advice(check_id: str, timeout: float) -> str:
     """What to run to look again with more time: advice, not a fix (it heals nothing)."""
-    return f"To look again with more time: `pipectl doctor --only {check_id} --timeout {whole_seconds(max(timeout * 2, 10))[:-1]}`."
+    seconds = round(max(timeout * 2, 10))
+    return f"To look again with more time: `pipectl doctor --only {check_id} --timeout {seconds}`."

