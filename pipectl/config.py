@@ -224,3 +224,5 @@ class ConfigSource(BaseModel):
     """Dotted key → variable that was not set (or empty)."""
     literal_secrets: list[str] = Field(default_factory=list)
     """Secret keys written into the file as plain values instead of `env:` references."""
+    context: str | None = None
+    """The context in use (`[contexts.NAME]`), or None for the file's top-level keys alone."""

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from pipectl import secrets
+from pipectl import contexts, secrets
 from pipectl.config import SECRET_KEYS, ConfigSource, PipelineConfig
 from pipectl.errors import UsageError
 from pipectl.redact import redactor
@@ -84,8 +84,31 @@ def _not_yours(path: Path) -> str | None:
     return f"owned by {name}, not by you"
 
 
-def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> PipelineConfig:
-    """Load, resolve `env:` references and validate; raises ConfigError with one line per problem."""
+def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None,
+                context: str | None = None) -> PipelineConfig:
+    """Load, resolve `env:` references and validate; raises ConfigError with one line per problem.
+
+    Without `path`: $PIPECTL_CONFIG, else the nearest config (see `find_config`). The context is chosen as
+    `pipectl.contexts` describes; `context` is `--context`."""
+    path, table = locate(path)
+    raw = _read_toml(path, table)
+    try:
+        raw, chosen = contexts.apply(raw, path, context)
+    except UsageError as exc:
+        raise ConfigError([str(exc)]) from None
+    source = ConfigSource(path=str(path), env_files=_env_files(path, raw.get("env_file")), context=chosen)
+    return _validated(path, raw, source, environ)
+
+
+def read_raw(path: Path | str | None = None) -> tuple[Path, dict[str, Any]]:
+    """The config file `locate` finds and its keys as written (contexts unmerged, nothing resolved)."""
+    found, table = locate(path)
+    return found, _read_toml(found, table)
+
+
+def locate(path: Path | str | None = None) -> tuple[Path, tuple[str, ...]]:
+    """The config file to read (and the TOML table holding it): `path`, $PIPECTL_CONFIG, or the nearest."""
+    path = path or os.environ.get("PIPECTL_CONFIG") or None
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -100,8 +123,11 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
                 [f"no {CONFIG_NAME} in {Path.cwd()} or above: pass --config PATH, or see `pipectl sandbox env`"]
             )
         path, table = found
-    raw = _read_toml(path, table)
-    source = ConfigSource(path=str(path), env_files=_env_files(path, raw.get("env_file")))
+    return path, table
+
+
+def _validated(path: Path, raw: dict[str, Any], source: ConfigSource, environ: Mapping[str, str] | None
+               ) -> PipelineConfig:
     env = environment(source, environ)
     resolved = _resolve(raw, env, source, prefix="")
     _find_literal_secrets(raw, source)

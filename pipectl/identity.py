@@ -40,6 +40,8 @@ def identity_of(config: PipelineConfig) -> PipelineIdentity:
         "queues": sorted(_place(u) for q in config.queues for u in (q.url, q.dlq_url) if u),
         "sqs_endpoint": _place(config.aws.endpoint_url),
     }
+    if config.source and config.source.context:  # two contexts are two pipelines, whatever they share
+        places["context"] = config.source.context
     digest = hashlib.sha256(json.dumps(places, sort_keys=True).encode()).hexdigest()[:16]
     source = config.source.path if config.source else ""
     return PipelineIdentity(config.pipeline, str(source or ""), f"sha256:{digest}")

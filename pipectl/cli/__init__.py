@@ -11,12 +11,13 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import typer
 
 from pipectl import __version__
-from pipectl.cli import catalog, doctor, history, operate, repairs, reset
-from pipectl.cli.common import remember_invocation
+from pipectl.cli import catalog, context, doctor, history, operate, repairs, reset
+from pipectl.cli.common import GLOBAL, remember_invocation
 from pipectl.cli.playbook import playbook_app
 from pipectl.cli.playbook import run as run_playbook
 from pipectl.cli.sandbox import sandbox_app
@@ -56,6 +57,7 @@ playbook_app.command("list", help="List installed playbooks.")(catalog.list_play
 catalog.playbooks_app.command("run", help="Run a named repair.")(run_playbook)
 app.add_typer(history.journal_app, name="journal")
 app.command(name="report")(history.report)
+app.add_typer(context.context_app, name="context")
 app.command(name="undo")(history.undo)
 
 
@@ -75,8 +77,13 @@ def _print_version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", "-V", callback=_print_version, is_eager=True,
                                  help="Print pipectl's version and exit."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="pipectl.toml to use, for every command "
+                                       "(also $PIPECTL_CONFIG; default: the nearest one)."),
+    context: str | None = typer.Option(None, "--context", help="The [contexts.NAME] to use (also "
+                                       "$PIPECTL_CONTEXT, or `pipectl context use`)."),
 ) -> None:
     """Why is my pipeline's work stuck, and what exactly do I run to fix it?"""
+    GLOBAL.update(config=config, context=context)
 
 
 INTERNAL_ERROR = 70

@@ -31,11 +31,15 @@ def command_line() -> str:
     return shlex.join(["pipectl", *(_invocation or sys.argv[1:])])
 
 
+GLOBAL: dict[str, object] = {"config": None, "context": None}
+"""`pipectl --config PATH --context NAME COMMAND`: what the root options chose, for every command."""
+
+
 def load(config_path: Path | None):
     """The validated config; a ConfigError propagates to main() as one line per problem."""
     from pipectl.config_load import load_config
 
-    return load_config(config_path)
+    return load_config(config_path or GLOBAL["config"], context=GLOBAL["context"])
 
 
 def deployment_name(value: str) -> str:

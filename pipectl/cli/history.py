@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from pipectl.cli.common import ConfigOption, FormatOption, load, note, terminal_or_json, write
+from pipectl.cli.common import GLOBAL, ConfigOption, FormatOption, load, note, terminal_or_json, write
 from pipectl.cli.repairs import DryRunOption, JournalOption, YesOption, run_repair
 
 journal_app = typer.Typer(help="The journal of runs: list them, verify the record.", invoke_without_command=True)
@@ -122,9 +122,12 @@ def undo(
 
 def _current(config: Path | None):
     """The identity of the config in use, or None when there is no config here (then: every pipeline)."""
+    import os
+
     from pipectl.config_load import find_config
     from pipectl.identity import identity_of
 
-    if config is None and find_config() is None:
+    named = config or GLOBAL["config"] or os.environ.get("PIPECTL_CONFIG")
+    if named is None and find_config() is None:
         return None
     return identity_of(load(config))
