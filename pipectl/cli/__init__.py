@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 
 from pipectl import __version__
-from pipectl.cli import catalog, context, doctor, history, operate, repairs, reset
+from pipectl.cli import catalog, context, doctor, history, init, operate, repairs, reset
 from pipectl.cli.common import GLOBAL, remember_invocation
 from pipectl.cli.playbook import playbook_app
 from pipectl.cli.playbook import run as run_playbook
@@ -42,6 +42,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command(name="doctor")(doctor.doctor)
+app.command(name="init")(init.init)
 app.add_typer(catalog.checks_app, name="checks")
 app.add_typer(catalog.playbooks_app, name="playbooks")
 app.add_typer(sandbox_app, name="sandbox")

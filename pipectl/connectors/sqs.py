@@ -250,6 +250,11 @@ def _client(url: str, endpoint_url: str | None, region: str | None, timeout: flo
     ref = parse_queue_url(url, endpoint_url)
     if region and ref.region and region != ref.region:
         raise UsageError(f"queue {ref.name} is in region {ref.region} but region {region} was requested")
+    return _region_client(region or ref.region, endpoint_url, timeout, environ)
+
+
+def _region_client(region: str | None, endpoint_url: str | None, timeout: float,
+                   environ: Mapping[str, str] | None = None):
     import boto3.session
     from botocore.config import Config
     from botocore.exceptions import NoRegionError
@@ -265,9 +270,7 @@ def _client(url: str, endpoint_url: str | None, region: str | None, timeout: flo
             aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
             profile_name=env.get("AWS_PROFILE") or None,
         )
-        return session.client(
-            "sqs", region_name=region or ref.region, endpoint_url=endpoint_url, config=config
-        )
+        return session.client("sqs", region_name=region, endpoint_url=endpoint_url, config=config)
     except NoRegionError:
         raise UsageError("no AWS region for a non-AWS queue URL: pass a region or set AWS_REGION") from None
 
@@ -340,3 +343,16 @@ def credential_source(environ: Mapping[str, str] | None = None) -> str | None:
     except Exception:  # noqa: BLE001 - a broken profile is "no credentials" here; sqs.queue says why
         return None
     return getattr(credentials, "method", None) or ("found" if credentials else None)
+
+
+def dead_letter_pairs(region: str | None, endpoint_url: str | None, timeout: float,
+                      environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """(queue URL, its dead-letter queue's URL or None) for every queue that has a RedrivePolicy."""
+    client = _region_client(region, endpoint_url, timeout, environ)
+    with _mapped("list the queues of", endpoint_url or f"region {region}"):
+        urls = client.list_queues(MaxResults=1000).get("QueueUrls", [])
+        attrs = {url: client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn", "RedrivePolicy"])
+                 ["Attributes"] for url in urls}
+    by_arn = {a["QueueArn"]: url for url, a in attrs.items()}
+    return [(url, by_arn.get(json.loads(a["RedrivePolicy"]).get("deadLetterTargetArn")))
+            for url, a in attrs.items() if a.get("RedrivePolicy")]
