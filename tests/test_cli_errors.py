@@ -89,3 +89,14 @@ def test_listings_have_json_output_and_both_playbook_spellings_work(run_cli):
         assert code == 0 and "fix-stuck-batch" in {p["name"] for p in json.loads(out)}
     code, _, err = run_cli("checks", "list", "-o", "yaml")
     assert code == 2 and "choose terminal or json" in err
+
+
+def test_quiet_keeps_only_warnings_and_errors(run_cli, write_config, tmp_path):
+    config = str(write_config('pipeline = "q"\n[credentials]\nshell = ["HOME"]\n'))
+    report = tmp_path / "report.txt"
+    code, _, err = run_cli("doctor", "--config", config, "--no-journal", "--output-file", str(report))
+    assert code == 0 and "report written to" in err
+    code, _, err = run_cli("-q", "doctor", "--config", config, "--no-journal", "--output-file", str(report))
+    assert code == 0 and err == ""
+    code, _, err = run_cli("-q", "doctor", "--config", config, "-o", "yaml")
+    assert code == 2 and "unknown output format" in err

@@ -82,9 +82,14 @@ def _root(
                                        "(also $PIPECTL_CONFIG; default: the nearest one)."),
     context: str | None = typer.Option(None, "--context", help="The [contexts.NAME] to use (also "
                                        "$PIPECTL_CONTEXT, or `pipectl context use`)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors on stderr."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="Log what pipectl does (-vv: more)."),
 ) -> None:
     """Why is my pipeline's work stuck, and what exactly do I run to fix it?"""
-    GLOBAL.update(config=config, context=context)
+    GLOBAL.update(config=config, context=context, quiet=quiet)
+    if verbose:
+        logging.getLogger("pipectl").setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+        logging.getLogger().setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
 
 
 INTERNAL_ERROR = 70

@@ -31,7 +31,7 @@ def command_line() -> str:
     return shlex.join(["pipectl", *(_invocation or sys.argv[1:])])
 
 
-GLOBAL: dict[str, object] = {"config": None, "context": None}
+GLOBAL: dict[str, object] = {"config": None, "context": None, "quiet": False}
 """`pipectl --config PATH --context NAME COMMAND`: what the root options chose, for every command."""
 
 
@@ -100,7 +100,10 @@ def write(text: str, output: Path | None = None) -> None:
 
 
 def note(message: str) -> None:
-    """A diagnostic for the person at the terminal, on stderr, so machine output stays clean."""
+    """A diagnostic for the person at the terminal, on stderr, so machine output stays clean. With `-q`
+    only warnings and errors (the lines that start with `pipectl:`) are written."""
+    if GLOBAL["quiet"] and not message.startswith("pipectl"):
+        return
     sys.stderr.write(redactor(message) + "\n")
 
 
