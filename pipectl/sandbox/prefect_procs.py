@@ -60,7 +60,7 @@ def spawn_server(home: Path, port: int, run_dir: Path) -> subprocess.Popen:
         **_quiet_env(home),
         "PREFECT_SERVER_UI_ENABLED": "false",
         # runs nobody picks up are marked Late after 1 s, so the no-worker drill shows at once
-        "PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS": "1",
+        "PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS": "PT1S",  # a duration in every 3.x
         "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": "1",
         "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
         "PREFECT_API_URL": api_url_for(port),
