@@ -26,7 +26,8 @@ class Link:
 _CREDENTIALS = "credentials.present"
 _MODAL_DISPATCH = ("prefect.job_variables", "modal.auth", "modal.function")
 _ORCHESTRATION = ("prefect.api", "prefect.deployment", "prefect.work_pool")
-_PREFECT_READS = ("prefect.deployment", "prefect.work_pool", "prefect.job_variables", "prefect.runs", "modal.auth")
+_PREFECT_READS = ("prefect.deployment", "prefect.work_pool", "prefect.job_variables", "prefect.runs", "prefect.stalled",
+                  "modal.auth")
 
 LINKS: tuple[Link, ...] = (
     # rows handed to Modal that Modal never picked up (the first incident)
