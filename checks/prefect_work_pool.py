@@ -13,15 +13,16 @@ from pipectl.model import Finding
 
 class PrefectWorkPool(DeploymentsCheck):
     """Detects: a work pool used by the configured deployments that does not exist, is paused, has
-    no live worker, or holds Late runs. A worker is live when Prefect reports it ONLINE: a heartbeat
-    within 3× its heartbeat interval (90 s by default). Late runs with a worker that still looks ONLINE
-    mean that worker died moments ago, hangs, or the pool's concurrency limit is reached.
+    no live worker, a concurrency limit of 0, a work queue that is paused or limited to 0, or holds Late
+    runs. A worker is live when Prefect reports it ONLINE: a heartbeat within 3× its heartbeat interval
+    (90 s by default). Late runs with a worker that still looks ONLINE mean that worker died moments ago,
+    hangs, or the pool's concurrency limit is reached.
 
     Why it matters: runs of a pool nobody polls are never started; they go Late and the rows they
     should move stay PENDING, while every deployment looks fine.
 
-    Fix: start a worker for the pool (`prefect worker start --pool POOL`), or resume a paused pool
-    (`prefect work-pool resume POOL`).
+    Fix: start a worker for the pool (`prefect worker start --pool POOL`), resume a paused pool or queue
+    (`prefect work-pool resume POOL`, `prefect work-queue resume QUEUE --pool POOL`), or clear a limit of 0.
     """
 
     id = "prefect.work_pool"

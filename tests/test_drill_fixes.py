@@ -168,7 +168,7 @@ def _assert_linked(drill: str, findings: dict[str, dict]) -> None:
         assert symptom["status"] == "fail" and cause in symptom["caused_by"], symptom
 
 
-HEAL_ALSO = ["pool-deleted", "zombie-run", "stuck-no-timestamp", "dlq-deleted", "token-in-plain-text"]
+HEAL_ALSO = ["pool-deleted", "zombie-run", "stuck-no-timestamp"]
 """Drills the commands heal, broken again to prove `sandbox heal` undoes them from the broken state too."""
 
 
