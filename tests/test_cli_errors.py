@@ -100,3 +100,15 @@ def test_quiet_keeps_only_warnings_and_errors(run_cli, write_config, tmp_path):
     assert code == 0 and err == ""
     code, _, err = run_cli("-q", "doctor", "--config", config, "-o", "yaml")
     assert code == 2 and "unknown output format" in err
+
+
+def test_completion_scripts_generate_for_each_shell():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    for shell, marker in (("bash", "_pipectl_completion"), ("zsh", "compdef"), ("fish", "complete")):
+        done = subprocess.run([str(Path(sys.executable).with_name("pipectl"))], capture_output=True, text=True,
+                              env={**os.environ, "_PIPECTL_COMPLETE": f"source_{shell}"}, timeout=60)
+        assert done.returncode == 0 and marker in done.stdout, (shell, done.stdout[:200], done.stderr[-200:])

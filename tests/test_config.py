@@ -87,3 +87,24 @@ def test_a_typo_in_an_override_variable_names_the_variable_not_the_file(tmp_path
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert "environment variable PIPECTL_DOCTOR__TIMOUT: doctor.timout: unknown key" in str(caught.value)
+
+
+def test_config_show_names_each_source_and_never_a_credential(run_cli, write_config, monkeypatch):
+    import json
+
+    password = "hunter" + "2-correct-horse"
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://app:{password}@db.internal/prod")
+    monkeypatch.setenv("PIPECTL_DOCTOR__TIMEOUT", "9")
+    path = write_config('pipeline = "shown"\n[database]\ndsn = "env:DATABASE_URL"\n[prefect]\n'
+                        'api_url = "http://127.0.0.1:4200/api"\n')
+    code, out, err = run_cli("config", "show", "--config", str(path), "-o", "json")
+    assert code == 0, err
+    keys = {row["key"]: row for row in json.loads(out)["keys"]}
+    assert keys["database.dsn"] == {"key": "database.dsn", "value": "(set)", "source": "env:DATABASE_URL"}
+    assert keys["doctor.timeout"]["source"] == "environment PIPECTL_DOCTOR__TIMEOUT"
+    assert keys["prefect.api_url"]["source"] == "file" and keys["doctor.fail_on"]["source"] == "default"
+    assert password not in out and "hunter" not in out
+    assert run_cli("config", "validate", "--config", str(path))[0] == 0
+    bad = write_config('pipeline = "bad"\n[doctor]\ntimout = 5\n', name="bad.toml")
+    code, out, err = run_cli("config", "validate", "--config", str(bad))
+    assert code == 2 and "doctor.timout: unknown key" in err

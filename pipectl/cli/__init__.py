@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 
 from pipectl import __version__
-from pipectl.cli import catalog, context, doctor, history, init, operate, repairs, reset
+from pipectl.cli import catalog, config, context, doctor, history, init, operate, repairs, reset
 from pipectl.cli.common import GLOBAL, remember_invocation
 from pipectl.cli.playbook import playbook_app
 from pipectl.cli.playbook import run as run_playbook
@@ -59,6 +59,8 @@ catalog.playbooks_app.command("run", help="Run a named repair.")(run_playbook)
 app.add_typer(history.journal_app, name="journal")
 app.command(name="report")(history.report)
 app.add_typer(context.context_app, name="context")
+app.add_typer(config.config_app, name="config")
+app.add_typer(catalog.checks_app, name="check", hidden=True)  # the singular noun works too
 app.command(name="undo")(history.undo)
 
 
