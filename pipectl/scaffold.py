@@ -76,7 +76,7 @@ def _ask(found: Discovery, system: str, ask: Callable[[], list]) -> list:
 def render(found: Discovery, pipeline: str) -> str:
     """The config file's text: every value a literal or an `env:` reference, never a credential."""
     lines = [f"# Written by `pipectl init` on {datetime.now(UTC):%Y-%m-%d} from what the systems hold.",
-             "# Review the stuck_after thresholds, and add required_env / moves to the deployments that need them.",
+             "# Review the stuck_after thresholds and required_env, and add `moves` where a run moves rows.",
              f"pipeline = {_s(pipeline)}", ""]
     if found.database_variable:
         lines += ["[database]", f'dsn = "env:{found.database_variable}"', ""]
@@ -99,6 +99,8 @@ def render(found: Discovery, pipeline: str) -> str:
         lines += ["[[prefect.deployments]]", f"name = {_s(deployment.name)}"]
         if deployment.work_pool:
             lines.append(f"work_pool = {_s(deployment.work_pool)}")
+        if deployment.env_keys:
+            lines.append(f"required_env = [{', '.join(_s(k) for k in deployment.env_keys)}]")
         lines.append("")
     if found.queues:
         lines += ["[aws]"] + ([f"region = {_s(found.region)}"] if found.region else [])

@@ -19,12 +19,17 @@ def test_init_writes_a_config_doctor_passes_with_and_no_credential(sandbox, run_
     folder = tmp_path / "team-pipeline"
     folder.mkdir()
     code, _, err = run_cli("init", cwd=folder, env=env)
+    assert code == 2 and "pass --yes" in err and not (folder / "pipectl.toml").exists()  # no terminal to ask on
+    code, _, err = run_cli("init", "--yes", cwd=folder, env=env)
     assert code == 0, err
+    assert "`pipectl doctor` exits 0" in err
     text = (folder / "pipectl.toml").read_text()
     config = tomllib.loads(text)
     assert config["pipeline"] == "team-pipeline"
     assert {(d["name"], d["work_pool"]) for d in config["prefect"]["deployments"]} == {(ORCHESTRATOR, POOL),
                                                                                      (PROCESS_JOB, POOL)}
+    required = {d["name"]: d.get("required_env") for d in config["prefect"]["deployments"]}
+    assert {"MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET"} <= set(required[ORCHESTRATOR])  # the keys its env carries
     tables = {t["table"]: t for t in config["state_tables"]}
     assert tables["workflow_states"]["stuck_after"] == {"PENDING": "10m"}  # the only status rows are in now
     assert tables["jobs"]["stuck_after"] == {}  # every job is completed: nothing can be stuck yet
@@ -39,7 +44,7 @@ def test_init_writes_a_config_doctor_passes_with_and_no_credential(sandbox, run_
 
 def test_init_never_replaces_a_file_and_says_what_it_could_not_ask(run_cli, tmp_path):
     (tmp_path / "pipectl.toml").write_text('pipeline = "mine"\n')
-    code, _, err = run_cli("init", cwd=tmp_path)
+    code, _, err = run_cli("init", "--yes", cwd=tmp_path)
     assert code == 2 and "exists: pass --force" in err
     assert (tmp_path / "pipectl.toml").read_text() == 'pipeline = "mine"\n'
     code, out, err = run_cli("init", "--dry-run", cwd=tmp_path,

@@ -18,9 +18,11 @@ def init(
     timeout: Annotated[float, typer.Option(help="Seconds each system may take to answer.")] = 15.0,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the config instead of writing it.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Take every section found without asking.")] = False,
 ) -> int:
     """Write a pipectl.toml from what Prefect, Postgres and SQS hold (credentials stay env: references)."""
     import os
+    import sys
 
     from rich.console import Console
 
@@ -30,6 +32,9 @@ def init(
 
     if output.exists() and not force and not dry_run:
         raise UsageError(f"{output} exists: pass --force to replace it, or --dry-run to see what init would write")
+    ask = not (yes or dry_run)
+    if ask and not sys.stdin.isatty():
+        raise UsageError("no terminal to ask on: pass --yes to take every section found, or --dry-run")
     refuse_symlink(output)
     environ = dict(os.environ)
     dotenv = Path(".env")
@@ -40,13 +45,50 @@ def init(
     with Console(stderr=True).status("asking the systems") as spinner:
         found = discover_all(environ, prefect_url=prefect_url, database_variable=database_env, timeout=timeout,
                              progress=spinner.update)
-    text = render(found, pipeline or Path.cwd().resolve().name)
     for line in found.notes:
         note(f"pipectl init: {line}")
+    if ask:
+        _choose(found)
+    text = render(found, pipeline or Path.cwd().resolve().name)
     if dry_run:
         write(text)
         return 0
     write_private(output, text)
     note(f"wrote {output}: {len(found.deployments)} deployment(s), {len(found.tables)} state table(s), "
-         f"{len(found.queues)} queue(s); review it, then `pipectl doctor`")
+         f"{len(found.queues)} queue(s); doctor on it:")
+    _first_doctor(output)
     return 0
+
+
+def _choose(found) -> None:
+    """Ask before each section (`--yes` takes them all)."""
+    sections = (("deployments", "deployment(s) from Prefect", lambda d: d.name),
+                ("tables", "state table(s) from Postgres", lambda t: t.table),
+                ("queues", "queue(s) with their dead-letter queues from SQS", lambda q: q.name))
+    for attribute, what, name in sections:
+        items = getattr(found, attribute)
+        if items and not typer.confirm(f"Add {len(items)} {what} ({', '.join(map(name, items))})?",
+                                       default=True, err=True):
+            setattr(found, attribute, [])
+
+
+def _first_doctor(path: Path) -> None:
+    """Run doctor's checks on the new file and say how it went (the file is written either way)."""
+    from pipectl.config_load import environment, load_config
+    from pipectl.errors import PipectlError
+    from pipectl.exit_codes import exit_code
+    from pipectl.interface import Context
+    from pipectl.registry import load_checks
+    from pipectl.report.common import summary_line
+    from pipectl.runner import run_checks
+
+    try:
+        cfg = load_config(path)
+        result = run_checks(list(load_checks().items.values()), Context(config=cfg, timeout=cfg.doctor.timeout,
+                                                                         environ=environment(cfg.source)))
+    except PipectlError as exc:
+        note(f"pipectl init: the new config does not load: {exc}")
+        return
+    problems = [f.id for f in result.findings if f.status.value in ("fail", "error")]
+    note(f"  {summary_line(result)}; `pipectl doctor` exits {exit_code(result.findings)}"
+         + (f" ({', '.join(problems[:5])})" if problems else ""))

@@ -24,6 +24,8 @@ class FoundDeployment:
     name: str
     """FLOW/DEPLOYMENT."""
     work_pool: str | None
+    env_keys: list[str] = field(default_factory=list)
+    """The keys of its job variables' `env`: what its runs need (values are never read into this)."""
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,16 @@ def prefect_deployments(api_url: str, api_key: str | None, timeout: float = 15.0
         flow_ids = sorted({d["flow_id"] for d in deployments})
         flows = await rest.post("/flows/filter", {"flows": {"id": {"any_": flow_ids}}, "limit": 200}) if flow_ids else []
         flow_names = {f["id"]: f["name"] for f in flows}
-        return sorted((FoundDeployment(f"{flow_names.get(d['flow_id'], '?')}/{d['name']}", d.get("work_pool_name"))
+        return sorted((FoundDeployment(f"{flow_names.get(d['flow_id'], '?')}/{d['name']}", d.get("work_pool_name"),
+                                       _env_keys(d.get("job_variables")))
                        for d in deployments), key=lambda d: d.name)
 
     return call(api_url, api_key, timeout, "list deployments", run)
+
+
+def _env_keys(job_variables: object) -> list[str]:
+    env = job_variables.get("env") if isinstance(job_variables, dict) else None
+    return sorted(str(k) for k in env) if isinstance(env, dict) else []
 
 
 def state_tables(dsn: str, timeout: float = 15.0, max_statuses: int = 50) -> list[FoundTable]:
