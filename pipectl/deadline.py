@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ class Waiting:
             return self.calls[-1] if self.calls else ""
 
 
+_log = logging.getLogger("pipectl.calls")
 _current: contextvars.ContextVar[Waiting | None] = contextvars.ContextVar("pipectl_waiting", default=None)
 
 
@@ -39,12 +41,13 @@ def track() -> Waiting:
 
 @contextlib.contextmanager
 def waiting_on(endpoint: str, call: str) -> Iterator[None]:
-    """Mark `call` to `endpoint` as in flight for as long as the block runs."""
+    """Mark `call` to `endpoint` as in flight for as long as the block runs (and log it: `pipectl -v`)."""
+    text = f"{call} at {endpoint}" if endpoint else call
+    _log.info("calling %s", text)
     waiting = _current.get()
     if waiting is None:
         yield
         return
-    text = f"{call} at {endpoint}" if endpoint else call
     with waiting.lock:
         waiting.calls.append(text)
     try:

@@ -112,3 +112,12 @@ def test_completion_scripts_generate_for_each_shell():
         done = subprocess.run([str(Path(sys.executable).with_name("pipectl"))], capture_output=True, text=True,
                               env={**os.environ, "_PIPECTL_COMPLETE": f"source_{shell}"}, timeout=60)
         assert done.returncode == 0 and marker in done.stdout, (shell, done.stdout[:200], done.stderr[-200:])
+
+
+def test_verbose_logs_each_call_and_its_endpoint_never_a_credential(run_cli, write_config):
+    config = str(write_config('pipeline = "v"\n[prefect]\napi_url = "http://user:pa55w0rd-xyz@127.0.0.1:9/api"\n'))
+    code, _, err = run_cli("-v", "doctor", "--config", config, "--no-journal", "--timeout", "1")
+    assert code == 3 and "calling POST /work_pools/filter at http://127.0.0.1:9/api" in err
+    assert "pa55w0rd" not in err
+    code, _, err = run_cli("doctor", "--config", config, "--no-journal", "--timeout", "1")
+    assert "calling" not in err

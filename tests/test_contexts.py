@@ -66,3 +66,13 @@ def test_the_journal_keeps_contexts_apart(run_cli, write_config):
     code, out, _ = run_cli("--config", path, "--context", "prod", "journal", "-o", "json")
     runs = json.loads(out)["runs"]
     assert code == 0 and runs and {r["pipeline"] for r in runs} == {"enrich-prod"}
+
+
+def test_report_has_json_output_too(run_cli, write_config, tmp_path):
+    path = str(write_config('pipeline = "r"\n[credentials]\nshell = ["HOME"]\n'))
+    journal = str(tmp_path / "j.sqlite3")
+    assert run_cli("--config", path, "doctor", "--journal", journal)[0] == 0
+    code, out, err = run_cli("--config", path, "report", "--journal", journal, "-o", "json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["run"]["pipeline"] == "r" and any(e["kind"] == "finding" for e in document["events"])

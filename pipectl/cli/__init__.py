@@ -89,9 +89,9 @@ def _root(
 ) -> None:
     """Why is my pipeline's work stuck, and what exactly do I run to fix it?"""
     GLOBAL.update(config=config, context=context, quiet=quiet)
-    if verbose:
-        logging.getLogger("pipectl").setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
-        logging.getLogger().setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.getLogger("pipectl").setLevel(level)
+    logging.getLogger().setLevel(level)
 
 
 INTERNAL_ERROR = 70

@@ -72,8 +72,10 @@ def report(
     output: Annotated[Path | None, typer.Option("--output-file", help="Write to this file.")] = None,
     config: ConfigOption = None,
     journal: JournalOption = None,
+    format: FormatOption = "terminal",
 ) -> int:
-    """The incident report (Markdown) of a run, from the journal; without an id, this pipeline's latest run."""
+    """The incident report (Markdown) of a run, from the journal; without an id, this pipeline's latest run.
+    `-o json`: the run and its journaled events as they are stored (credentials already fingerprinted)."""
     from pipectl.errors import UsageError
     from pipectl.journal import Journal
     from pipectl.report.incident import render_incident
@@ -88,7 +90,14 @@ def report(
         run = next((r for r in book.runs(None) if here is None or here.owns(r)), None)
         if run is None:
             raise UsageError("the journal has no run of this pipeline" if here else "the journal is empty")
-    write(render_incident(run, book.events(run.id)), output)
+    if terminal_or_json(format) == "json":
+        import dataclasses
+        import json
+
+        events = [dataclasses.asdict(e) for e in book.events(run.id)]
+        write(json.dumps({"run": dataclasses.asdict(run), "events": events}, indent=2, default=str) + "\n", output)
+    else:
+        write(render_incident(run, book.events(run.id)), output)
     if output:
         note(f"report written to {output}")
     return 0

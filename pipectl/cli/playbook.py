@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from pipectl.cli.common import ConfigOption, command_line, load, note, note_interrupted, write
+from pipectl.cli.common import (
+    ConfigOption,
+    FormatOption,
+    command_line,
+    load,
+    note,
+    note_interrupted,
+    terminal_or_json,
+    write,
+)
 from pipectl.cli.repairs import DryRunOption, JournalOption, YesOption
 
 playbook_app = typer.Typer(help="Run a named repair.", no_args_is_help=True)
@@ -21,8 +30,9 @@ def run(
     yes: YesOption = False,
     dry_run: DryRunOption = False,
     journal: JournalOption = None,
-    report: Annotated[Path | None, typer.Option("--report", help="Where to write the incident report "
-                                                "(default: ./pipectl-report-RUN_ID.md).")] = None,
+    report: Annotated[Path | None, typer.Option("--output-file", "--report", help="Where to write the incident "
+                                                "report (default: ./pipectl-report-RUN_ID.md).")] = None,
+    format: FormatOption = "terminal",
 ) -> int:
     """Plan every step, confirm once, then apply and verify each; a failed verify stops the run."""
     from pipectl.config_load import environment
@@ -36,6 +46,7 @@ def run(
     from pipectl.report.incident import render_incident
     from pipectl.report.plan import render_outcome, render_plan
 
+    terminal_or_json(format)
     if report is not None:
         from pipectl.files import refuse_symlink
 
@@ -54,7 +65,7 @@ def run(
 
     try:
         outcome = run_playbook(loaded.items[name](), ctx, bound, yes=yes, dry_run=dry_run,
-                               show=lambda plan: write(render_plan(plan)))
+                               show=lambda plan: write(render_plan(plan, format)))
     except (PipectlError, KeyboardInterrupt) as exc:  # stopped halfway: the report says how far it got
         if isinstance(exc, KeyboardInterrupt):
             note_interrupted(exc)
