@@ -226,3 +226,5 @@ class ConfigSource(BaseModel):
     """Secret keys written into the file as plain values instead of `env:` references."""
     context: str | None = None
     """The context in use (`[contexts.NAME]`), or None for the file's top-level keys alone."""
+    file_keys: list[str] = Field(default_factory=list)
+    """Dotted keys the file (with its context) sets: where a value came from, without keeping values."""

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from pipectl import contexts, secrets
 from pipectl.config import SECRET_KEYS, ConfigSource, PipelineConfig
+from pipectl.config_view import dotted
 from pipectl.errors import UsageError
 from pipectl.redact import redactor
 
@@ -96,7 +97,8 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
         raw, chosen = contexts.apply(raw, path, context)
     except UsageError as exc:
         raise ConfigError([str(exc)]) from None
-    source = ConfigSource(path=str(path), env_files=_env_files(path, raw.get("env_file")), context=chosen)
+    source = ConfigSource(path=str(path), env_files=_env_files(path, raw.get("env_file")), context=chosen,
+                          file_keys=sorted(dotted(raw)))
     return _validated(path, raw, source, environ)
 
 

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
-
 @dataclass
 class Waiting:
     """The calls in flight for one check (several when it asks in parallel)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -23,13 +22,11 @@ def _file(config):
 def list_contexts(config: ConfigOption = None, format: FormatOption = "terminal") -> int:
     """The contexts of the config file; the one in use is marked."""
     from pipectl import contexts
+    from pipectl.report.settings import context_list
 
     path, raw = _file(config)
     names, using = contexts.names(raw), contexts.chosen(raw, path, GLOBAL["context"])
-    if terminal_or_json(format) == "json":
-        write(json.dumps({"config": str(path), "contexts": names, "current": using}, indent=2) + "\n")
-    else:
-        write("".join(f"{'*' if n == using else ' '} {n}\n" for n in names) or f"{path} defines no contexts\n")
+    write(context_list(str(path), names, using, terminal_or_json(format)))
     return 0
 
 
@@ -53,17 +50,15 @@ def show_context(config: ConfigOption = None, format: FormatOption = "terminal")
     """What the context in use points at: pipeline, Prefect, database, queues (never a credential)."""
     from pipectl.connectors.http import safe_url
     from pipectl.connectors.postgres import target
+    from pipectl.report.settings import facts
 
     cfg = load(config)
-    facts = {
+    shown = {
         "context": cfg.source.context, "config": cfg.source.path, "pipeline": cfg.pipeline,
         "prefect": safe_url(cfg.prefect.api_url) if cfg.prefect.api_url else None,
         "database": str(target(cfg.database.dsn)) if cfg.database.dsn else None,
         "queues": [q.name or safe_url(q.url or "") for q in cfg.queues],
         "deployments": [d.name for d in cfg.prefect.deployments],
     }
-    if terminal_or_json(format) == "json":
-        write(json.dumps(facts, indent=2) + "\n")
-    else:
-        write("".join(f"{k:<12} {', '.join(v) if isinstance(v, list) else (v or '-')}\n" for k, v in facts.items()))
+    write(facts(shown, terminal_or_json(format)))
     return 0

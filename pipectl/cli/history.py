@@ -90,14 +90,10 @@ def report(
         run = next((r for r in book.runs(None) if here is None or here.owns(r)), None)
         if run is None:
             raise UsageError("the journal has no run of this pipeline" if here else "the journal is empty")
-    if terminal_or_json(format) == "json":
-        import dataclasses
-        import json
+    from pipectl.report.settings import run_json
 
-        events = [dataclasses.asdict(e) for e in book.events(run.id)]
-        write(json.dumps({"run": dataclasses.asdict(run), "events": events}, indent=2, default=str) + "\n", output)
-    else:
-        write(render_incident(run, book.events(run.id)), output)
+    events = book.events(run.id)
+    write(run_json(run, events) if terminal_or_json(format) == "json" else render_incident(run, events), output)
     if output:
         note(f"report written to {output}")
     return 0
