@@ -182,7 +182,8 @@ def register_arguments(argv: list[str]) -> None:
                 continue
             if "://" in piece or "password" in piece.lower():
                 register("argument", piece)
-            elif re.search(r"[A-Za-z]", piece) and re.search(r"\d", piece) and secret_kind(piece):
+            elif (public_prefix(piece) or (re.search(r"[A-Za-z]", piece) and re.search(r"\d", piece))) \
+                    and secret_kind(piece):  # a known prefix needs no digit: sk_live_ + letters only is a key
                 register("argument", piece)
 
 

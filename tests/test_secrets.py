@@ -49,3 +49,13 @@ def test_scrub_keeps_the_structure_and_registers_what_it_replaces():
     assert clean["ids"] == [0, 1, 2, 3, 4] and clean["nested"]["signing_secret"].startswith("‹secret sha256:")
     assert clean["again"] == placeholder(STRIPE)  # a placeholder is never taken for a secret itself
     assert STRIPE[8:20] not in redactor(f"said {STRIPE}")
+
+
+def test_a_typed_key_with_a_known_prefix_is_masked_even_without_a_digit():
+    """One Stripe key in a hundred drawn at random has no digit: the prefix alone says what it is."""
+    from pipectl.redact import redactor
+    from pipectl.secrets import register_arguments
+
+    key = "sk_" + "live_" + "jvqPVStNKiaEdFrRgSnRFsTH"
+    register_arguments(["secret", "set", "stripe-key", key])
+    assert "jvqPVStN" not in redactor(f"Got unexpected extra argument ({key})")
