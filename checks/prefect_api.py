@@ -62,7 +62,7 @@ def prefect_curl(ctx: Context, method: str, path: str, body: dict) -> str:
     url, key = api(ctx)
     variable = ctx.config.source.references.get("prefect.api_key", "PREFECT_API_KEY")
     auth = f' -H "Authorization: Bearer ${variable}"' if key else ""
-    return (f"curl -fsS -o /dev/null -X {method} {shlex.quote(safe_url(url).rstrip('/') + path)}{auth} "
+    return (f"curl -fsS --retry 3 -o /dev/null -X {method} {shlex.quote(safe_url(url).rstrip('/') + path)}{auth} "
             f"-H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))}")
 
 

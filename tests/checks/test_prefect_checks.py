@@ -139,7 +139,7 @@ CASES: list[tuple[str | None, list[Expect]]] = [
     ]),
     ("paused", [
         Expect("prefect.deployment", FAIL, Severity.P0, ORCHESTRATOR, {"paused": True, "problem": "paused"},
-               summary=("is paused",), fix="curl -fsS -o /dev/null -X PATCH http://127.0.0.1:"),
+               summary=("is paused",), fix="curl -fsS --retry 3 -o /dev/null -X PATCH http://127.0.0.1:"),
         Expect("prefect.deployment", OK, subject=PROCESS_JOB),
         Expect("prefect.work_pool", FAIL, Severity.P0, POOL, {"paused": True, "problem": "paused"},
                fix="PREFECT_API_URL=http://127.0.0.1:"),
