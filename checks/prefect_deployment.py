@@ -8,7 +8,7 @@ from pipectl.checks.prefect_api import Budget, DeploymentsCheck, api, prefect_cu
 
 from pipectl.connectors import prefect as prefect_api
 from pipectl.interface import Context
-from pipectl.model import Finding
+from pipectl.model import Finding, Severity
 
 
 class PrefectDeployment(DeploymentsCheck):
@@ -37,6 +37,7 @@ class PrefectDeployment(DeploymentsCheck):
                 findings.append(self.fail(
                     f"deployment {name} is not registered",
                     subject=name,
+                    severity=Severity.P0,  # every trigger fails: all its work stops
                     impact=f"Every trigger of {name} fails; its work piles up (or lands in a dead-letter queue).",
                     evidence={"deployment": name, "problem": "not_registered"},
                     **_register(entry),

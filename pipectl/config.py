@@ -150,6 +150,24 @@ class HttpEndpoint(Section):
     json_value: Any = None
 
 
+class HostedService(Section):
+    """A service the pipeline runs on a hosting platform (Render, Netlify, ... — a `pipectl.providers` plugin)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """How findings and `pipectl service` name it, e.g. `subscriber`."""
+    provider: str
+    id: str = Field(min_length=1)
+    """The provider's id: Render's `srv-…` service id, Netlify's site id."""
+    required_env: list[EnvName] = Field(default_factory=list)
+    """Variables the service needs in its environment there (names only)."""
+    token: str | None = None
+    """Secret. Default: `env:` the provider's variable (RENDER_API_KEY, NETLIFY_AUTH_TOKEN)."""
+    api_url: str | None = None
+    """The provider's API base URL (default: its public API)."""
+    severity: Severity = Severity.P1
+    """How bad this service being broken is: the pipeline's entry point and consumer are P0."""
+
+
 class RepoConfig(Section):
     """The repository to scan for committed credentials (the second incident's leak)."""
 
@@ -164,8 +182,14 @@ class DoctorConfig(Section):
     fail_on: Severity = Severity.P2
 
 
-SECRET_KEYS = ("database.dsn", "prefect.api_key", "modal.token_id", "modal.token_secret")
-"""Dotted keys whose values are credentials: they must be `env:` references, and are always redacted."""
+SECRET_KEYS = ("database.dsn", "prefect.api_key", "modal.token_id", "modal.token_secret", "services.token")
+"""Dotted keys whose values are credentials: they must be `env:` references, and are always redacted.
+A list's items share their key: `services.token` is every `[[services]]` entry's token."""
+
+
+def secret_key(dotted: str) -> bool:
+    """Whether a config key, list indices and all (`services[1].token`), holds a credential."""
+    return re.sub(r"\[\d+\]", "", dotted) in SECRET_KEYS
 
 
 class PipelineConfig(BaseSettings):
@@ -185,6 +209,7 @@ class PipelineConfig(BaseSettings):
     queues: list[QueueConfig] = Field(default_factory=list)
     modal: ModalConfig = ModalConfig()
     http: list[HttpEndpoint] = Field(default_factory=list)
+    services: list[HostedService] = Field(default_factory=list)
     repo: RepoConfig = RepoConfig()
     credentials: dict[str, list[EnvName]] = Field(default_factory=dict)
     """Per component, the environment variables it needs (names only), e.g. `aws = ["AWS_ACCESS_KEY_ID"]`."""

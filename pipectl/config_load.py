@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from pipectl import contexts, secrets
-from pipectl.config import SECRET_KEYS, ConfigSource, PipelineConfig
+from pipectl.config import SECRET_KEYS, ConfigSource, PipelineConfig, secret_key
 from pipectl.config_view import dotted
 from pipectl.errors import UsageError
 from pipectl.redact import redactor
@@ -149,7 +149,9 @@ def register_secrets(config: PipelineConfig) -> None:
     the config's own names (paths, deployments, tables) so no everyday-word password masks them."""
     for key in SECRET_KEYS:
         section, name = key.split(".")
-        secrets.register(key, getattr(getattr(config, section), name))
+        holder = getattr(config, section)
+        for item in holder if isinstance(holder, list) else [holder]:
+            secrets.register(key, getattr(item, name))
     _register_urls(config.model_dump())
     source = config.source
     redactor.protect(
@@ -255,7 +257,7 @@ def _resolve(value: Any, env: Mapping[str, str], source: ConfigSource, prefix: s
         name = match.group(1)
         source.references[prefix] = name
         if env.get(name):
-            if prefix in SECRET_KEYS:  # known secret before validation can echo it
+            if secret_key(prefix):  # known secret before validation can echo it
                 secrets.register(prefix, env[name])
             return env[name]
         source.unresolved[prefix] = name
@@ -266,10 +268,13 @@ def _resolve(value: Any, env: Mapping[str, str], source: ConfigSource, prefix: s
 def _find_literal_secrets(raw: dict[str, Any], source: ConfigSource) -> None:
     for key in SECRET_KEYS:
         section, name = key.split(".")
-        value = raw.get(section, {}).get(name) if isinstance(raw.get(section), dict) else None
-        if isinstance(value, str) and value and not value.startswith("env:"):
-            source.literal_secrets.append(key)
-            secrets.register(key, value)
+        holder = raw.get(section)
+        items = holder if isinstance(holder, list) else [holder]
+        for index, item in enumerate(items):
+            value = item.get(name) if isinstance(item, dict) else None
+            if isinstance(value, str) and value and not value.startswith("env:"):
+                source.literal_secrets.append(f"{section}[{index}].{name}" if isinstance(holder, list) else key)
+                secrets.register(key, value)
 
 
 def _origin(loc: tuple[Any, ...], raw: Mapping[str, Any], path: Path) -> str:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from pipectl.config import SECRET_KEYS, PipelineConfig
+from pipectl.config import PipelineConfig, secret_key
 
 
 def dotted(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -34,7 +34,7 @@ def key_sources(config: PipelineConfig) -> list[dict[str, Any]]:
             origin = "file"
         else:
             origin = "default"
-        if key in SECRET_KEYS:
+        if secret_key(key):
             value = "(set)" if value else "(not set)"
         rows.append({"key": key, "value": value, "source": origin})
     return rows

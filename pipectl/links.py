@@ -26,6 +26,7 @@ class Link:
 _CREDENTIALS = "credentials.present"
 _MODAL_DISPATCH = ("prefect.job_variables", "modal.auth", "modal.function")
 _ORCHESTRATION = ("prefect.api", "prefect.deployment", "prefect.work_pool")
+_HOSTED = ("service.env", "service.queue")
 _PREFECT_READS = ("prefect.deployment", "prefect.work_pool", "prefect.job_variables", "prefect.runs", "prefect.stalled",
                   "modal.auth")
 
@@ -46,6 +47,13 @@ LINKS: tuple[Link, ...] = (
     Link("prefect.deployment", ("prefect.work_pool",), when={"problem": "work_pool_missing"}),
     # a deleted pool leaves its deployments on no pool: recreate the pool first, then point them back at it
     Link("prefect.deployment", ("prefect.work_pool",), when={"problem": "work_pool_mismatch", "work_pool": "None"}),
+    # the hosted services (the second incident): the push endpoint that queues nothing, the subscriber that
+    # crashes or reads the wrong queue, the worker that cannot reach Prefect
+    Link("db.stuck", _HOSTED, when={"status": "pending"}),
+    Link("sqs.dlq", _HOSTED),
+    Link("sqs.queue", _HOSTED),
+    Link("prefect.work_pool", ("service.env",)),
+    Link("service.env", ("service.queue",)),
     # an unreachable upstream explains every check that could not read through it
     *(Link(check, ("prefect.api",)) for check in _PREFECT_READS),
     Link("modal.function", ("modal.auth",), cause_subjects=("local",)),

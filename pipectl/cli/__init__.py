@@ -16,11 +16,12 @@ from pathlib import Path
 import typer
 
 from pipectl import __version__
-from pipectl.cli import catalog, config, context, doctor, history, init, operate, repairs, reset
+from pipectl.cli import catalog, config, context, doctor, history, init, operate, repairs, reset, trace
 from pipectl.cli.common import GLOBAL, remember_invocation
 from pipectl.cli.playbook import playbook_app
 from pipectl.cli.playbook import run as run_playbook
 from pipectl.cli.sandbox import sandbox_app
+from pipectl.cli.service import service_app
 from pipectl.errors import PipectlError
 from pipectl.redact import RedactingFilter, redactor
 
@@ -49,6 +50,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.command(name="reset")(reset.reset)
 app.command(name="patch")(repairs.patch)
 app.add_typer(repairs.secret_app, name="secret")
+app.add_typer(service_app, name="service")
 app.command(name="trigger")(operate.trigger)
 app.add_typer(operate.deploy_app, name="deploy")
 app.command(name="redrive")(operate.redrive)
@@ -62,6 +64,7 @@ app.add_typer(context.context_app, name="context")
 app.add_typer(config.config_app, name="config")
 app.add_typer(catalog.checks_app, name="check", hidden=True)  # the singular noun works too
 app.command(name="undo")(history.undo)
+app.command(name="trace")(trace.trace)
 
 
 @app.command()

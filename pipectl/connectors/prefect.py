@@ -302,3 +302,58 @@ def secret_block_names(api_url: str, api_key: str | None, timeout: float = DEFAU
                 return list(names)
 
     return call(api_url, api_key, timeout, "list Secret blocks", run)
+
+
+@dataclass(frozen=True)
+class StateInfo:
+    """One state a flow run passed through, as its history (`/flow_run_states/`) lists it."""
+
+    type: str | None
+    name: str | None
+    timestamp: datetime | None
+    message: str | None
+
+
+RUN_PAGE = 200
+"""The largest page Prefect's /flow_runs/filter serves by default (PREFECT_API_DEFAULT_LIMIT)."""
+
+
+def flow_runs_with_parameters(
+    api_url: str, api_key: str | None, deployment_id: str, limit: int = 1000, timeout: float = DEFAULT_TIMEOUT
+) -> list[tuple[FlowRunInfo, dict[str, Any]]]:
+    """The deployment's latest `limit` flow runs (newest expected start first), each with its parameters:
+    Prefect's filter cannot match parameter values, so a caller looking for one reads them here."""
+    flow_runs = {"deployment_id": {"any_": [str(as_uuid(deployment_id, "deployment"))]}}
+
+    async def run(rest: Conversation) -> list[tuple[FlowRunInfo, dict[str, Any]]]:
+        found: list[tuple[FlowRunInfo, dict[str, Any]]] = []
+        while len(found) < limit:
+            size = min(RUN_PAGE, limit - len(found))
+            page = await rest.post("/flow_runs/filter", {"flow_runs": flow_runs, "sort": "EXPECTED_START_TIME_DESC",
+                                                         "limit": size, "offset": len(found)})
+            found += [(_flow_run_info(r), r.get("parameters") or {}) for r in page]
+            if len(page) < size:
+                break
+        return found
+
+    return call(api_url, api_key, timeout, f"read flow runs of deployment {deployment_id}", run)
+
+
+def flow_run_states(
+    api_url: str, api_key: str | None, flow_run_ids: list[str], timeout: float = DEFAULT_TIMEOUT
+) -> dict[str, list[StateInfo]]:
+    """The state history of each flow run, oldest first, in one conversation (the requests run at once)."""
+    import asyncio
+
+    ids = [str(as_uuid(i, "flow run")) for i in flow_run_ids]
+
+    async def history(rest: Conversation, run_id: str) -> list[StateInfo]:
+        states = await rest.get("/flow_run_states/", {"flow_run_id": run_id})
+        found = [StateInfo(s.get("type"), s.get("name"), parse_time(s.get("timestamp")), s.get("message"))
+                 for s in states]
+        return sorted(found, key=lambda s: (s.timestamp is None, s.timestamp or datetime.min))
+
+    async def run(rest: Conversation) -> dict[str, list[StateInfo]]:
+        return dict(zip(ids, await asyncio.gather(*(history(rest, i) for i in ids)), strict=True))
+
+    return call(api_url, api_key, timeout, "read flow run state histories", run)

@@ -356,3 +356,57 @@ def dead_letter_pairs(region: str | None, endpoint_url: str | None, timeout: flo
     by_arn = {a["QueueArn"]: url for url, a in attrs.items()}
     return [(url, by_arn.get(json.loads(a["RedrivePolicy"]).get("deadLetterTargetArn")))
             for url, a in attrs.items() if a.get("RedrivePolicy")]
+
+
+@dataclass(frozen=True)
+class PeekedMessage:
+    """A message seen in a queue without taking it: its body and what SQS says about its history."""
+
+    message_id: str
+    body: str
+    receive_count: int | None
+    sent: float | None
+    """SentTimestamp in seconds since the epoch: when it was first sent (a dead-lettered message keeps it)."""
+
+
+def peek_messages(
+    url: str, *, limit: int = 100, visibility_s: int = 5, endpoint_url: str | None = None,
+    region: str | None = None, timeout: float = 5.0, environ: Mapping[str, str] | None = None,
+) -> tuple[list[PeekedMessage], QueueStats]:
+    """Up to `limit` visible messages of a queue (meant for a DLQ), and its depth before looking.
+
+    Never deletes: each message read is hidden for at most `visibility_s` seconds (made visible again as
+    soon as all are read), and its receive count in this queue goes up by one. Use it on a dead-letter
+    queue only: on a working queue the extra receives would push messages towards their dead-letter queue.
+    """
+    stats = queue_stats(url, endpoint_url=endpoint_url, region=region, timeout=timeout, environ=environ)
+    client = _client(url, endpoint_url, region, timeout, environ)
+    members = client.meta.service_model.operation_model("ReceiveMessage").input_shape.members
+    names = ["ApproximateReceiveCount", "SentTimestamp"]
+    wanted = {"MessageSystemAttributeNames" if "MessageSystemAttributeNames" in members else "AttributeNames": names}
+    seen: dict[str, PeekedMessage] = {}
+    handles: dict[str, str] = {}  # the latest receipt handle of each message: only it can release it
+    try:
+        while len(seen) < min(limit, stats.visible):
+            with _mapped("read messages of", url):
+                batch = client.receive_message(QueueUrl=url, MaxNumberOfMessages=min(10, limit - len(seen)),
+                                               VisibilityTimeout=visibility_s, WaitTimeSeconds=1,
+                                               **wanted).get("Messages", [])
+            handles.update((m["MessageId"], m["ReceiptHandle"]) for m in batch)
+            fresh = [m for m in batch if m["MessageId"] not in seen]
+            if not fresh:
+                break
+            for m in fresh:
+                attrs = m.get("Attributes", {})
+                count, sent = attrs.get("ApproximateReceiveCount"), attrs.get("SentTimestamp")
+                seen[m["MessageId"]] = PeekedMessage(m["MessageId"], m.get("Body", ""),
+                                                     None if count is None else int(count),
+                                                     None if sent is None else int(sent) / 1000)
+    finally:  # visible again now, for the next look or a redrive
+        held = list(handles.values())
+        for start in range(0, len(held), 10):
+            entries = [{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                       for i, h in enumerate(held[start : start + 10])]
+            with contextlib.suppress(ConnectorError), _mapped("release messages of", url):
+                client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+    return list(seen.values()), stats

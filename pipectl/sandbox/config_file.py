@@ -16,6 +16,9 @@ from pipectl.sandbox.layout import (
     POOL,
     PROCESS_JOB,
     REGION,
+    SITE,
+    SUBSCRIBER,
+    WORKER_SERVICE,
     Layout,
     SandboxState,
 )
@@ -73,6 +76,7 @@ name = "prefect-health"
 url = "{prefect_api_url}/health"
 expect_status = 200
 
+{services}
 [repo]
 path = "{repo}"
 
@@ -90,6 +94,7 @@ def write(layout: Layout, state: SandboxState, *, queue_url: str | None = None, 
         "MODAL_TOKEN_ID": state.modal_token_id,
         "MODAL_TOKEN_SECRET": state.modal_token_secret,
     }
+    env |= {"RENDER_API_KEY": state.render_api_key, "NETLIFY_AUTH_TOKEN": state.netlify_token}
     if aws_env:
         env |= {"AWS_ACCESS_KEY_ID": AWS_KEY_ID, "AWS_SECRET_ACCESS_KEY": AWS_SECRET, "AWS_DEFAULT_REGION": REGION}
     layout.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
@@ -99,10 +104,28 @@ def write(layout: Layout, state: SandboxState, *, queue_url: str | None = None, 
         orchestrator=ORCHESTRATOR, process_job=PROCESS_JOB, pool=POOL, flows_dir=FLOWS_DIR, region=REGION,
         sqs_endpoint=state.sqs_endpoint, queue_url=queue_url or state.queue_url, dlq_url=state.dlq_url,
         modal_server_url=state.modal_server_url, modal_app=MODAL_APP, modal_function=MODAL_FUNCTION,
-        repo=layout.repo,
+        repo=layout.repo, services=services_toml(state),
     )
     layout.config_file.write_text(text)
     return layout.config_file
+
+
+SERVICES = (
+    # name, provider, what it needs there, how bad its breaking is (the second incident's priorities)
+    (SITE, "netlify", ["DATABASE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "SQS_QUEUE_URL"], "P0"),
+    (SUBSCRIBER, "render", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "SQS_QUEUE_URL", "PREFECT_API_URL"], "P0"),
+    (WORKER_SERVICE, "render", ["PREFECT_API_URL", "DATABASE_URL"], "P2"),
+)
+
+
+def services_toml(state: SandboxState) -> str:
+    """The `[[services]]` entries for the hosted services, pointed at the platforms' fakes."""
+    urls = {"render": state.render_api_url, "netlify": state.netlify_api_url}
+    return "".join(
+        f'[[services]]\nname = "{name}"\nprovider = "{provider}"\nid = "{state.service_ids.get(name, "")}"\n'
+        f'api_url = "{urls[provider]}"\nrequired_env = {json.dumps(needs)}\nseverity = "{severity}"\n\n'
+        for name, provider, needs, severity in SERVICES if state.service_ids.get(name)
+    )
 
 
 def link_into(folder: Path, layout: Layout) -> Path | None:

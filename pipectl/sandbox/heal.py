@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pipectl.sandbox import config_file, database, prefect_stack, queues, stack
+from pipectl.sandbox import config_file, database, hosting, prefect_stack, queues, stack
 from pipectl.sandbox.layout import Layout, SandboxState
 
 Progress = Callable[[str], None]
@@ -33,6 +33,9 @@ def restore(layout: Layout, state: SandboxState, progress: Progress = lambda ste
     progress("SQS: queues, redrive policy")
     state.queue_url, state.dlq_url = queues.reset(state.sqs_endpoint)
     stack.init_repo(layout.repo)
+    if not hosting.pristine(state) or not stack.hosted_running(layout):
+        progress("hosted services: their environments, restarted")
+        stack.start_hosting(layout, state)
     state.broken = []
     layout.save(state)
     config_file.write(layout, state)

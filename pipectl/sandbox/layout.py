@@ -15,6 +15,11 @@ POOL = "managed-production"
 MODAL_APP = "data-enrichment-workers"
 MODAL_FUNCTION = "start_normalize_company_name"
 STEP = "normalize_company_name"
+SITE = "job-frontend"
+"""The Netlify site whose function is the push endpoint."""
+SUBSCRIBER = "job-subscriber"
+WORKER_SERVICE = "job-worker"
+"""The Render services: the SQS subscriber and the Prefect worker."""
 ROWS = 40
 REGION = "us-east-1"
 AWS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"  # AWS's documented example key: obviously fake
@@ -33,6 +38,13 @@ class SandboxState:
     dlq_url: str = ""
     modal_token_id: str = ""
     modal_token_secret: str = ""
+    render_port: int = 0
+    netlify_port: int = 0
+    push_port: int = 0
+    render_api_key: str = ""
+    netlify_token: str = ""
+    service_ids: dict[str, str] = field(default_factory=dict)
+    """Hosted service name → the provider's id (Render `srv-…`, Netlify site id)."""
     broken: list[str] = field(default_factory=list)
 
     @property
@@ -46,6 +58,18 @@ class SandboxState:
     @property
     def modal_server_url(self) -> str:
         return f"http://127.0.0.1:{self.modal_port}"
+
+    @property
+    def render_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.render_port}/v1"
+
+    @property
+    def netlify_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.netlify_port}/api/v1"
+
+    @property
+    def push_url(self) -> str:
+        return f"http://127.0.0.1:{self.push_port}/api/autobolt/push"
 
 
 @dataclass(frozen=True)
@@ -63,6 +87,7 @@ class Layout:
     prefect_home = property(lambda self: self.root / "prefect")
     modal_state = property(lambda self: self.root / "modal" / "state.json")
     modal_calls = property(lambda self: self.root / "modal" / "calls.jsonl")
+    hosted_state = property(lambda self: self.root / "hosted" / "state.json")
     repo = property(lambda self: self.root / "repo")
     env_file = property(lambda self: self.root / "sandbox.env")
     config_file = property(lambda self: self.root / "pipectl.toml")
@@ -72,7 +97,8 @@ class Layout:
     def load(self) -> SandboxState | None:
         if not self.state_file.is_file():
             return None
-        return SandboxState(**json.loads(self.state_file.read_text()))
+        known = SandboxState.__dataclass_fields__
+        return SandboxState(**{k: v for k, v in json.loads(self.state_file.read_text()).items() if k in known})
 
     def save(self, state: SandboxState) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

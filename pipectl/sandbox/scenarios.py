@@ -9,8 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipectl.sandbox import config_file, database, drills, prefect_stack, queues, stack
-from pipectl.sandbox.layout import MODAL_APP, ORCHESTRATOR, PROCESS_JOB, Layout, SandboxState
+from pipectl.sandbox import config_file, database, drills, job_drills, prefect_stack, queues, stack
+from pipectl.sandbox.layout import (
+    MODAL_APP,
+    ORCHESTRATOR,
+    PROCESS_JOB,
+    SITE,
+    SUBSCRIBER,
+    WORKER_SERVICE,
+    Layout,
+    SandboxState,
+)
 from pipectl.sandbox.prefect_stack import POOL, SECRET_TOKEN_ID, SECRET_TOKEN_SECRET
 
 RUN_TIMEOUT = 90.0
@@ -57,11 +66,6 @@ def modal_function_missing(layout: Layout, state: SandboxState) -> None:
     database.age_rows(state.database_url, "QUEUED", 12)
 
 
-def missing_deployment(layout: Layout, state: SandboxState) -> None:
-    prefect_stack.delete_deployment(state.prefect_api_url, PROCESS_JOB)
-    database.add_pending_jobs(state.database_url, 5, minutes_old=30)
-
-
 def no_worker(layout: Layout, state: SandboxState) -> None:
     prefect_stack.stop_worker(layout.run_dir)
     run_id = prefect_stack.trigger(state.prefect_api_url, ORCHESTRATOR)
@@ -76,7 +80,8 @@ def queue_unreachable(layout: Layout, state: SandboxState) -> None:
 
 def dlq_filling(layout: Layout, state: SandboxState) -> None:
     bodies = [f'{{"job_id": {n}, "deployment": "{PROCESS_JOB}"}}' for n in range(1, 4)]
-    queues.dead_letter(state.sqs_endpoint, state.queue_url, state.dlq_url, bodies)
+    with job_drills.suspended_subscriber(layout, state):  # while it is down, nothing else takes them
+        queues.dead_letter(state.sqs_endpoint, state.queue_url, state.dlq_url, bodies)
 
 
 def missing_aws_env(layout: Layout, state: SandboxState) -> None:
@@ -121,9 +126,22 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("modal-function-missing", f"The Modal function is not deployed in app {MODAL_APP}: rows stay QUEUED.",
              modal_function_missing, cause=_FUNCTION, needs_person="the function is deployed from the "
              "workers' own repository"),
-    Scenario("missing-deployment", f"{PROCESS_JOB} is not registered: pending jobs never run "
-             "(the second incident).", missing_deployment, cause=f"prefect.deployment:{PROCESS_JOB}",
-             needs_person="the pending jobs' messages need a subscriber, which the sandbox does not run yet"),
+    Scenario("missing-deployment", f"{PROCESS_JOB} is not registered: the subscriber cannot start the jobs' "
+             "runs and their messages land in the dead-letter queue (the second incident, P0).",
+             job_drills.deployment_not_registered, cause=f"prefect.deployment:{PROCESS_JOB}"),
+    Scenario("push-endpoint-no-aws", f"The push endpoint ({SITE} on Netlify) has no AWS keys: it creates jobs, "
+             "queues none, and still answers 201 (the second incident, P0).", job_drills.push_endpoint_no_aws,
+             cause=f"service.env:{SITE}", needs_person="the jobs it created meanwhile were never queued: "
+             "whoever owns them re-sends them (pipectl does not invent messages)"),
+    Scenario("subscriber-no-aws", f"The subscriber ({SUBSCRIBER} on Render) has no AWS keys: it exits at start, "
+             "over and over, and queued jobs wait (the second incident, P0).", job_drills.subscriber_no_aws,
+             cause=f"service.env:{SUBSCRIBER}"),
+    Scenario("subscriber-wrong-queue", f"The subscriber's SQS_QUEUE_URL names a queue that does not exist: it "
+             "receives nothing (the second incident, P1).", job_drills.subscriber_wrong_queue,
+             cause=f"service.queue:{SUBSCRIBER}"),
+    Scenario("worker-no-api-url", f"The worker service ({WORKER_SERVICE} on Render) lost PREFECT_API_URL: no "
+             "worker runs, the jobs' runs go Late (the second incident, P2).", job_drills.worker_no_api_url,
+             cause=f"service.env:{WORKER_SERVICE}"),
     Scenario("no-worker", "No worker polls the work pool: runs go Late and rows stay PENDING.", no_worker,
              cause=f"prefect.work_pool:{POOL}"),
     Scenario("queue-unreachable", "The configured queue URL names a queue that does not exist.", queue_unreachable,

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipectl.errors import UsageError
-from pipectl.sandbox import config_file, database, prefect_stack, procs, queues
+from pipectl.sandbox import config_file, database, hosting, prefect_stack, procs, queues
 from pipectl.sandbox.layout import MODAL_APP, MODAL_FUNCTION, POOL, Layout, SandboxState
 
 MODAL = "modal-fake"
 SQS = "sqs-server"
+HOSTING = hosting.NAME
 EXTERNAL = "external (--dsn)"
 
 Progress = Callable[[str], None]
@@ -61,6 +62,8 @@ def up(layout: Layout, progress: Progress = lambda step: None, dsn: str | None =
     state = SandboxState(
         prefect_port=procs.free_port(), sqs_port=procs.free_port(), modal_port=procs.free_port(),
         modal_token_id="ak-" + secrets.token_hex(12), modal_token_secret="as-" + secrets.token_hex(16),
+        render_port=procs.free_port(), netlify_port=procs.free_port(), push_port=procs.free_port(),
+        render_api_key="rnd_" + secrets.token_hex(16), netlify_token="nfp_" + secrets.token_hex(20),
     )
     layout.save(state)
     try:
@@ -86,6 +89,8 @@ def _start(layout: Layout, state: SandboxState, progress: Progress, dsn: str | N
     procs.wait_for_port(state.sqs_port, 30, sqs, SQS)
     state.queue_url, state.dlq_url = queues.create(state.sqs_endpoint)
     procs.wait_for_port(state.modal_port, 30, modal, MODAL)
+    progress("starting the hosted services: push endpoint, subscriber (Render and Netlify fakes)")
+    start_hosting(layout, state)
     init_repo(layout.repo)
     progress("waiting for the Prefect server")
     prefect_stack.await_server(state.prefect_port, layout.run_dir, 90.0, server)
@@ -109,6 +114,17 @@ def _spawn_modal(layout: Layout, state: SandboxState):
     return procs.spawn(MODAL, argv, layout.run_dir)
 
 
+def start_hosting(layout: Layout, state: SandboxState) -> None:
+    """Seed the platforms' state and start them with their services (stopping any that ran before)."""
+    procs.stop_all([HOSTING, *HOSTED_PROCESSES], layout.run_dir)
+    hosting.seed(layout, state)
+    layout.save(state)
+    argv = [sys.executable, "-m", "pipectl.sandbox.hosting", "--root", str(layout.root)]
+    proc = procs.spawn(HOSTING, argv, layout.run_dir)
+    procs.wait_for_port(state.render_port, 30, proc, HOSTING)
+    procs.wait_for_port(state.push_port, 30, None, "push-endpoint")
+
+
 def revive(layout: Layout, state: SandboxState) -> list[str]:
     """Start again, on their recorded ports, the parts of a sandbox that stopped; returns their names.
 
@@ -130,6 +146,9 @@ def revive(layout: Layout, state: SandboxState) -> list[str]:
             started.append(name)
     if server is not None:
         prefect_stack.await_server(state.prefect_port, layout.run_dir, 90.0, server)
+    if state.render_port and not procs.port_open(state.render_port):
+        start_hosting(layout, state)
+        started.append(HOSTING)
     return started
 
 
@@ -178,9 +197,11 @@ def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *identity, *args], cwd=repo, check=True, capture_output=True)
 
 
-PROCESSES = [prefect_stack.WORKER, prefect_stack.SERVER, SQS, MODAL]
+HOSTED_PROCESSES = [s.pid_name for s in hosting.SERVICES if s.module]
+PROCESSES = [HOSTING, *HOSTED_PROCESSES, prefect_stack.WORKER, prefect_stack.SERVER, SQS, MODAL]
 SHOWN_AS = {prefect_stack.SERVER: "prefect-server", prefect_stack.WORKER: "prefect-worker", SQS: "sqs",
-            MODAL: "modal"}
+            MODAL: "modal", HOSTING: "hosting (render, netlify)", "push-endpoint": "push-endpoint",
+            "subscriber": "subscriber"}
 
 
 def down(layout: Layout) -> list[str]:
@@ -208,12 +229,15 @@ def status(layout: Layout) -> list[Component]:
             found.append(Component("postgres", str(layout.pgdata), True, pid=pg_pid))
         return found
     ports = {prefect_stack.SERVER: (state.prefect_port, state.prefect_api_url), SQS: (state.sqs_port,
-             state.sqs_endpoint), MODAL: (state.modal_port, state.modal_server_url)}
+             state.sqs_endpoint), MODAL: (state.modal_port, state.modal_server_url),
+             HOSTING: (state.render_port, f"{state.render_api_url} {state.netlify_api_url}"),
+             "push-endpoint": (state.push_port, state.push_url)}
     components = []
-    for name in (prefect_stack.SERVER, prefect_stack.WORKER, SQS, MODAL):
+    for name in (prefect_stack.SERVER, prefect_stack.WORKER, SQS, MODAL, HOSTING, *HOSTED_PROCESSES):
         pid = live.get(name)
-        if name == prefect_stack.WORKER:
-            components.append(Component(SHOWN_AS[name], f"pool {POOL}", pid is not None, pid=pid))
+        if name not in ports:
+            detail = f"pool {POOL}" if name == prefect_stack.WORKER else "polls the job queue"
+            components.append(Component(SHOWN_AS[name], detail, pid is not None, pid=pid))
             continue
         port, address = ports[name]
         healthy = procs.port_open(port)
@@ -224,6 +248,11 @@ def status(layout: Layout) -> list[Component]:
     components.append(Component("postgres", str(layout.pgdata) if own else EXTERNAL,
                                 pg_pid is not None if own else _connects(state.database_url), pid=pg_pid))
     return components
+
+
+def hosted_running(layout: Layout) -> bool:
+    """The platforms and each hosted service (but the worker, which has its own) are running."""
+    return len(procs.recorded([HOSTING, *HOSTED_PROCESSES], layout.run_dir)) == 1 + len(HOSTED_PROCESSES)
 
 
 def worker_running(layout: Layout) -> bool:
