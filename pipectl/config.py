@@ -168,6 +168,25 @@ class HostedService(Section):
     """How bad this service being broken is: the pipeline's entry point and consumer are P0."""
 
 
+class ProbeConfig(Section):
+    """The canary `pipectl probe` sends through the whole pipeline, and how it knows the item arrived.
+
+    The entry point is an HTTP endpoint (`url`) or, without one, a row inserted into `table` (`insert`).
+    In `body` and `insert`, the text `{marker}` becomes the probe's marker (`pipectl-probe-<hex>`)."""
+
+    url: str | None = None
+    method: str = "POST"
+    body: dict[str, Any] = Field(default_factory=dict)
+    id_field: str = "id"
+    """The field of the endpoint's JSON answer that holds the created item's id (dotted for nesting)."""
+    table: Identifier | None = None
+    """The state table the item is a row of (default: the only one configured)."""
+    insert: dict[Identifier, Any] = Field(default_factory=dict)
+    final_status: list[str] = Field(default_factory=lambda: ["completed"])
+    timeout: Duration = timedelta(seconds=90)
+    cleanup: bool = True
+
+
 class RepoConfig(Section):
     """The repository to scan for committed credentials (the second incident's leak)."""
 
@@ -210,6 +229,7 @@ class PipelineConfig(BaseSettings):
     modal: ModalConfig = ModalConfig()
     http: list[HttpEndpoint] = Field(default_factory=list)
     services: list[HostedService] = Field(default_factory=list)
+    probe: ProbeConfig = ProbeConfig()
     repo: RepoConfig = RepoConfig()
     credentials: dict[str, list[EnvName]] = Field(default_factory=dict)
     """Per component, the environment variables it needs (names only), e.g. `aws = ["AWS_ACCESS_KEY_ID"]`."""

@@ -15,9 +15,9 @@ class UnblockJobPipeline(Playbook):
     """Jobs pile up `pending` because the services that carry them are misconfigured, the deployment that
     runs them was never registered, and their messages went to the dead-letter queue.
 
-    Steps: put back the variables the hosted services lack (where the config or this environment has
-    their values) and redeploy them; point services at the configured queue; register every configured
-    deployment Prefect lacks; move the dead-letter queues' messages back; then verify — the checks pass
+    Steps: register every configured deployment Prefect lacks; put back the variables the hosted services
+    lack (where the config or this environment has their values) and redeploy them; point services at the
+    configured queue; move the dead-letter queues' messages back; then verify — the checks pass
     and the pending jobs reached their final status through the real subscriber and worker.
     """
 
@@ -34,13 +34,34 @@ class UnblockJobPipeline(Playbook):
         if not registrable and not queues and not config.services:
             raise UsageError("unblock-job-pipeline needs [[services]], deployments with entrypoint/source/"
                              "work_pool, or queues with a dlq_url, in the config")
-        steps = _service_steps(ctx)
-        steps += [Step(f"register {d.name}", RegisterDeployment(config, d.name)) for d in registrable]
+        # registered first: a subscriber brought back must not dead-letter what it takes before then
+        steps = [Step(f"register {d.name}", RegisterDeployment(config, d.name)) for d in registrable]
+        steps += _service_steps(ctx)
         steps += [Step(f"redrive {q.name or q.url}", Redrive(config, q.name or q.url, ctx.environ,
                                                              progress=ctx.progress)) for q in queues]
         steps.append(Step("verify: checks pass and pending jobs reach their final status", VerifyChecks(
-            config, ctx.environ, VERIFIED_BY, until=SETTLE_SECONDS, progress=ctx.progress)))
+            config, ctx.environ, VERIFIED_BY, until=SETTLE_SECONDS, moving=lambda: _in_motion(ctx),
+            progress=ctx.progress)))
         return steps
+
+
+def _in_motion(ctx: PlaybookContext) -> bool:
+    """Whether work is still on its way: messages in the queues, or runs scheduled, pending or running."""
+    from pipectl.connectors import prefect, sqs
+
+    config = ctx.config
+    for queue in config.queues:
+        if queue.url:
+            stats = sqs.queue_stats(queue.url, endpoint_url=config.aws.endpoint_url, region=config.aws.region,
+                                    timeout=5.0, environ=config.aws.environ(ctx.environ))
+            if stats.visible + stats.in_flight:
+                return True
+    api = (config.prefect.api_url, config.prefect.api_key)
+    if not api[0]:
+        return False
+    ids = [d.id for entry in config.prefect.deployments
+           if (d := prefect.read_deployment(*api, entry.name, timeout=5.0)) is not None]
+    return bool(ids) and prefect.count_moving_runs(*api, ids, timeout=5.0) > 0
 
 
 def _service_steps(ctx: PlaybookContext) -> list[Step]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 
 from pipectl import __version__
-from pipectl.cli import catalog, config, context, doctor, history, init, operate, repairs, reset, trace
+from pipectl.cli import catalog, config, context, doctor, history, init, operate, probe, repairs, reset, trace
 from pipectl.cli.common import GLOBAL, remember_invocation
 from pipectl.cli.playbook import playbook_app
 from pipectl.cli.playbook import run as run_playbook
@@ -65,6 +65,7 @@ app.add_typer(config.config_app, name="config")
 app.add_typer(catalog.checks_app, name="check", hidden=True)  # the singular noun works too
 app.command(name="undo")(history.undo)
 app.command(name="trace")(trace.trace)
+app.command(name="probe")(probe.probe)
 
 
 @app.command()

@@ -38,6 +38,8 @@ def doctor(
     sarif: Annotated[Path, typer.Option(help="With --ci: where the SARIF goes.")] = Path("pipectl.sarif"),
     show_all: Annotated[bool, typer.Option("--all", help="List every passing check, not one line per "
                                            "component.")] = False,
+    probe: Annotated[bool, typer.Option("--probe", help="Also send a canary item through the pipeline "
+                                        "(`pipectl probe`: it writes, then cleans up).")] = False,
 ) -> int:
     """Run every check concurrently and name the root cause of what is stuck."""
     from pipectl.config_load import environment
@@ -78,6 +80,8 @@ def doctor(
         raise UsageError(f"nothing to check: {cfg.source.path} gives the "
                          f"{'selected checks' if only else 'checks'} nothing to look at"
                          + (f" ({'; '.join(reasons[:3])})" if reasons else ""))
+    if probe:
+        result = _with_probe(cfg, ctx, result)
     if not no_journal:
         _journal(result, journal, cfg)
     options = RenderOptions(color=use_color(output) and format == "terminal", width=terminal_width(output),
@@ -88,6 +92,16 @@ def doctor(
     if ci:
         _ci_outputs(result, renderers.items, junit, sarif)
     return exit_code(result.findings, threshold or cfg.doctor.fail_on)
+
+
+def _with_probe(cfg, ctx, result):
+    """The doctor's result with the probe's finding added, its causes taken from the findings at hand."""
+    from dataclasses import replace
+
+    from pipectl.probe import as_finding, run_probe
+
+    outcome = run_probe(cfg, ctx.environ, known=list(result.findings), progress=lambda text: None)
+    return replace(result, findings=(*result.findings, as_finding(outcome)))
 
 
 def _ci_outputs(result, renderers, junit: Path, sarif: Path) -> None:

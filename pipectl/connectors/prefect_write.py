@@ -57,6 +57,22 @@ def create_flow_run(
     return call(api_url, api_key, timeout, f"create a flow run of deployment {deployment_id}", run)
 
 
+def delete_flow_run(api_url: str, api_key: str | None, flow_run_id: str, timeout: float = DEFAULT_TIMEOUT) -> bool:
+    """Delete a flow run (the probe's own, when it cleans up); False when it was already gone."""
+    from prefect.exceptions import ObjectNotFound
+
+    run_uuid = as_uuid(flow_run_id, "flow run")
+
+    async def run(client) -> bool:
+        try:
+            await client.delete_flow_run(run_uuid)
+        except ObjectNotFound:
+            return False
+        return True
+
+    return call(api_url, api_key, timeout, f"delete flow run {flow_run_id}", run)
+
+
 def save_secret_block(
     api_url: str, api_key: str | None, name: str, value: str, timeout: float = DEFAULT_TIMEOUT
 ) -> None:

@@ -4,31 +4,40 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from pipectl import secrets
 from pipectl.config import PipelineConfig
 from pipectl.errors import UsageError
-from pipectl.redact import redactor
 from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
 from pipectl.services import find, provider_for
 
 
-def parse_assignments(specs: list[str], environ: Mapping[str, str]) -> dict[str, str]:
+@dataclass(frozen=True)
+class Assignment:
+    """A value to set, and where it came from: `$NAME` when read from the environment (never shown)."""
+
+    value: str
+    source: str = ""
+
+
+def parse_assignments(specs: list[str], environ: Mapping[str, str]) -> dict[str, Assignment]:
     """`KEY=env:NAME` (the value from the environment or the config's env file) or `KEY=value`; a
     credential is never taken from the command line."""
     from pipectl.repairs.patch import _KEY
     from pipectl.repairs.secrets import name_part
 
-    values: dict[str, str] = {}
+    values: dict[str, Assignment] = {}
     for spec in specs:
         key, sep, value = spec.partition("=")
         if not sep or not _KEY.match(key):
             raise UsageError(f"{name_part(spec)!r}…: expected KEY=env:NAME or KEY=value")
+        source = ""
         if value.startswith("env:"):
-            name = value.removeprefix("env:")
-            if not environ.get(name):
-                raise UsageError(f"{key}: environment variable {name} is not set")
-            value = environ[name]
+            source = "$" + value.removeprefix("env:")
+            if not environ.get(source[1:]):
+                raise UsageError(f"{key}: environment variable {source[1:]} is not set")
+            value = environ[source[1:]]
             secrets.register(key, value)
         elif secrets.is_secret(key, value):
             secrets.register(key, value)
@@ -36,7 +45,7 @@ def parse_assignments(specs: list[str], environ: Mapping[str, str]) -> dict[str,
                              f"process lists keep it); export it and pass {key}=env:NAME")
         if not value.strip():
             raise UsageError(f"{key}: the value is empty")
-        values[key] = value
+        values[key] = Assignment(value, source)
     if not values:
         raise UsageError("nothing to set: give KEY=env:NAME or KEY=value")
     return values
@@ -47,11 +56,13 @@ class SetServiceEnv(Repair):
     variables and a fingerprint, never a credential. Verified: the service holds every value, and the
     deploy that followed is live."""
 
-    def __init__(self, config: PipelineConfig, service: str, values: dict[str, str], environ: Mapping[str, str],
-                 *, deploy: bool = True, wait: float = 120.0) -> None:
+    def __init__(self, config: PipelineConfig, service: str, assignments: dict[str, Assignment],
+                 environ: Mapping[str, str], *, deploy: bool = True, wait: float = 120.0) -> None:
         self.service = find(config, service)
-        for value in values.values():
-            redactor.add(value)
+        for key, assignment in assignments.items():
+            secrets.register(key, assignment.value)
+        self.sources = {key: a.source for key, a in assignments.items()}
+        values = {key: a.value for key, a in assignments.items()}
         self.values, self.deploy, self.wait = values, deploy, wait
         self.provider = provider_for(self.service, environ, timeout=max(config.doctor.timeout, 10.0))
         self.deploy_id: str | None = None
@@ -62,7 +73,8 @@ class SetServiceEnv(Repair):
         for key, value in self.values.items():
             if current.get(key) == value:
                 continue
-            shown = "the new value (not shown)" if _secret(key, value) else value
+            shown = (f"the value of {self.sources[key]} (not shown)" if self.sources[key] else
+                     "the new value (not shown)" if secrets.is_secret(key, value) else value)
             before = "absent" if key not in current else ("empty" if not current[key].strip() else "another value")
             changes.append(Change(f"{self.service.name} {key}", f"{before} → {shown}"))
         where = f"{self.service.name} ({self.service.provider})"
@@ -103,7 +115,3 @@ class SetServiceEnv(Repair):
         ok = state is ServiceStatus.RUNNING
         verdict = "live" if ok else f"NOT live ({state.value})"
         return Outcome(ok, f"{self.service.name} holds {', '.join(self.values)}; deploy {self.deploy_id} {verdict}")
-
-
-def _secret(key: str, value: str) -> bool:
-    return secrets.is_secret(key, value)

@@ -16,6 +16,7 @@ _NOT_UNDOABLE = {
     "flow_run": "a flow run that happened cannot be un-run",
     "redrive": "redriven messages may already be consumed",
     "deployment_created": "a registered deployment is left in place; delete it in Prefect if unwanted",
+    "probe_item": "the probe cleaned up after itself when it ran (its report lists what it deleted)",
     "service_env": "a hosted service's variable values are never journaled, so the old value cannot be restored",
 }
 

@@ -9,16 +9,22 @@ from pipectl.config import PipelineConfig
 from pipectl.repair import JournalRun, Outcome, Plan, Repair
 
 
+GRACE = 15.0
+"""Seconds `until` waits even when nothing seems in motion (a redeployed service is starting)."""
+
+
 class VerifyChecks(Repair):
     """Re-runs checks through the normal runner: verification uses the very checks doctor uses. With
-    `until`, keeps re-running while they fail, for that many seconds (work a repair set moving takes time)."""
+    `until`, keeps re-running while they fail, for at most that many seconds, as long as `moving()` says work
+    is still on its way (a repair set it moving; nothing moving, it stops waiting after a short grace)."""
 
     verify_when_empty = True
 
     def __init__(self, config: PipelineConfig, environ: dict[str, str], only: list[str], timeout: float = 10.0,
-                 *, until: float = 0.0, progress: Callable[[str], None] = lambda text: None):
+                 *, until: float = 0.0, moving: Callable[[], bool] | None = None,
+                 progress: Callable[[str], None] = lambda text: None):
         self.config, self.environ, self.only, self.timeout = config, environ, only, timeout
-        self.until, self.progress = until, progress
+        self.until, self.moving, self.progress = until, moving, progress
 
     def plan(self) -> Plan:
         waits = f" (until they pass, at most {self.until:g}s)" if self.until else ""
@@ -27,12 +33,21 @@ class VerifyChecks(Repair):
     def apply(self, plan: Plan, journal: JournalRun) -> Outcome:
         return Outcome(True, "nothing to apply")
 
+    def _moving(self) -> bool:
+        from pipectl.errors import PipectlError
+
+        try:
+            return self.moving is None or self.moving()
+        except PipectlError:  # cannot tell: keep waiting, within `until`
+            return True
+
     def verify(self, applied: Outcome) -> Outcome:
-        deadline = time.monotonic() + self.until
+        started = time.monotonic()
         while True:
             result = run_selected(self.config, self.environ, self.only, self.timeout)
             failing = [f for f in result.findings if f.status.value in ("fail", "error")]
-            if not failing or time.monotonic() >= deadline:
+            waited = time.monotonic() - started
+            if not failing or waited >= self.until or (waited >= GRACE and not self._moving()):
                 break
             self.progress(f"waiting: {failing[0].summary}")
             time.sleep(2.0)

@@ -76,7 +76,7 @@ name = "prefect-health"
 url = "{prefect_api_url}/health"
 expect_status = 200
 
-{services}
+{services}{probe}
 [repo]
 path = "{repo}"
 
@@ -104,7 +104,7 @@ def write(layout: Layout, state: SandboxState, *, queue_url: str | None = None, 
         orchestrator=ORCHESTRATOR, process_job=PROCESS_JOB, pool=POOL, flows_dir=FLOWS_DIR, region=REGION,
         sqs_endpoint=state.sqs_endpoint, queue_url=queue_url or state.queue_url, dlq_url=state.dlq_url,
         modal_server_url=state.modal_server_url, modal_app=MODAL_APP, modal_function=MODAL_FUNCTION,
-        repo=layout.repo, services=services_toml(state),
+        repo=layout.repo, services=services_toml(state), probe=probe_toml(state),
     )
     layout.config_file.write_text(text)
     return layout.config_file
@@ -126,6 +126,14 @@ def services_toml(state: SandboxState) -> str:
         f'api_url = "{urls[provider]}"\nrequired_env = {json.dumps(needs)}\nseverity = "{severity}"\n\n'
         for name, provider, needs, severity in SERVICES if state.service_ids.get(name)
     )
+
+
+def probe_toml(state: SandboxState) -> str:
+    """`[probe]`: the canary goes in where users' jobs do, through the push endpoint."""
+    if not state.push_port:
+        return ""
+    return (f'[probe]\nurl = "{state.push_url}"\nbody = {{ customerId = "{{marker}}" }}\nid_field = "jobId"\n'
+            'table = "jobs"\nfinal_status = ["completed"]\ntimeout = "60s"\n\n')
 
 
 def link_into(folder: Path, layout: Layout) -> Path | None:

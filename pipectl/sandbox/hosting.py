@@ -166,6 +166,8 @@ class Supervisor:
         if code is None:
             if pending and time.monotonic() - self.started[service.name] >= LIVE_AFTER:
                 self.store.finish_deploy(service.provider, resource_id, self.deploys.pop(service.name), True)
+                if service.module is None:  # once live, the worker is the sandbox's (drills stop it on purpose)
+                    del self.procs[service.name]
             return
         del self.procs[service.name]
         if self.stopping:

@@ -58,12 +58,14 @@ def push_jobs(state: SandboxState, count: int) -> list[int]:
     return ids
 
 
-def _runs_of(state: SandboxState, deployment: str) -> int:
+def _runs_of(state: SandboxState, deployment: str, state_name: str | None = None) -> int:
     flow, name = deployment.split("/")
     with httpx.Client(base_url=state.prefect_api_url, timeout=10) as client:
         found = client.get(f"/deployments/name/{flow}/{name}")
         found.raise_for_status()
-        count = client.post("/flow_runs/count", json={"deployments": {"id": {"any_": [found.json()["id"]]}}})
+        runs = {"state": {"name": {"any_": [state_name]}}} if state_name else {}
+        count = client.post("/flow_runs/count", json={"deployments": {"id": {"any_": [found.json()["id"]]}},
+                                                      "flow_runs": runs})
         count.raise_for_status()
         return int(count.json())
 
@@ -105,8 +107,8 @@ def worker_no_api_url(layout: Layout, state: SandboxState) -> None:
     """P2: the worker service lost PREFECT_API_URL: it cannot start, so the jobs' runs go Late."""
     change_env(state, WORKER_SERVICE, drop=("PREFECT_API_URL",))
     ids = push_jobs(state, 2)
-    _wait("the subscriber did not create the jobs' runs",
-          lambda: _runs_of(state, PROCESS_JOB) >= len(ids))
+    _wait("the jobs' runs did not go Late", lambda: _runs_of(state, PROCESS_JOB, state_name="Late") >= len(ids),
+          timeout=90.0)
     _age_jobs(state)
 
 

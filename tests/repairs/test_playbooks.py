@@ -51,16 +51,30 @@ def test_fix_stuck_batch_repairs_the_first_incident_and_undo_puts_it_back(sandbo
 
 
 def test_unblock_job_pipeline_repairs_the_second_incident(sandbox, run_cli, tmp_path):
+    """Deployment missing (its jobs dead-lettered) and the subscriber without AWS keys (its jobs waiting in
+    the queue): the playbook repairs both, and says FIXED only once every job reached its final status
+    through the real subscriber and worker."""
     sandbox.break_("missing-deployment")
-    sandbox.break_("dlq-filling")
+    sandbox.break_("subscriber-no-aws")
+    assert sandbox.counts("jobs").get("pending") == 8
     code, out, err = run_cli("playbook", "run", "unblock-job-pipeline", "--yes", "--config",
                              str(sandbox.config_path), "--journal", str(tmp_path / "j"),
                              "--report", str(tmp_path / "r.md"))
+    assert code == 0, err
     assert deployment(sandbox, PROCESS_JOB) is not None
     assert queues.depth_of(sandbox.state.sqs_endpoint, sandbox.state.dlq_url) == 0
-    # every step verified, yet nothing in the sandbox reads the queue, so the jobs never move: the playbook
-    # must not claim a fix its own report denies
+    assert set(sandbox.counts("jobs")) == {"completed"}
+    assert "**Current Status:** ✅ FIXED" in (tmp_path / "r.md").read_text()
+
+
+def test_unblock_job_pipeline_does_not_claim_jobs_it_cannot_move(sandbox, run_cli, tmp_path):
+    """The push endpoint created jobs while it had no AWS keys: their messages never existed. The playbook
+    puts the keys back, yet those jobs stay pending, and it must say NOT FIXED, naming them."""
+    sandbox.break_("push-endpoint-no-aws")
+    code, out, err = run_cli("playbook", "run", "unblock-job-pipeline", "--yes", "--config",
+                             str(sandbox.config_path), "--journal", str(tmp_path / "j"),
+                             "--report", str(tmp_path / "r.md"))
     assert code == 1, err
-    assert "✗ all steps done, but 1 check finding(s) still fail after the repair" in err
     assert "db.stuck:jobs/pending" in err
     assert "**Current Status:** ❌ NOT FIXED" in (tmp_path / "r.md").read_text()
+
