@@ -46,11 +46,17 @@ class ServiceQueue(Check):
         if not urls:
             return self.ok(f"{service.name}: names no queue", subject=service.name)
         known = {url for q in ctx.config.queues for url in (q.url, q.dlq_url) if url}
-        problems = {key: why for key, url in urls.items() if url not in known and (why := _why(ctx, url))}
-        if not problems:
-            return self.ok(f"{service.name}: {', '.join(urls)} name configured queue(s)", subject=service.name,
-                           evidence={"keys": sorted(urls)})
-        return self._fail(ctx, service, problems, urls)
+        judged = {key: _why(ctx, url) for key, url in urls.items() if url not in known}
+        problems = {key: why for key, (why, broken) in judged.items() if broken}
+        if problems:
+            return self._fail(ctx, service, problems, urls)
+        if judged:  # queues that exist, but that pipectl does not look at: worth knowing, not broken
+            return self.warn(f"{service.name}: " + "; ".join(f"{k} {why}" for k, (why, _) in sorted(judged.items())),
+                             subject=service.name, evidence={"keys": sorted(judged)},
+                             advice="Add the queue under [[queues]] so doctor watches it too, or point the "
+                                    "service at the configured one.")
+        return self.ok(f"{service.name}: {', '.join(urls)} name configured queue(s)", subject=service.name,
+                       evidence={"keys": sorted(urls)})
 
     def _fail(self, ctx: Context, service, problems: dict[str, str], urls: dict[str, str]) -> Finding:
         from pipectl.services import set_command, value_source
@@ -65,8 +71,9 @@ class ServiceQueue(Check):
             advice="" if fixable == keys else f"Set {', '.join(keys)} on {service.name} to the right queue URL.")
 
 
-def _why(ctx: Context, url: str) -> str:
-    """Why a queue URL the config does not list is wrong, or '' when that queue exists after all."""
+def _why(ctx: Context, url: str) -> tuple[str, bool]:
+    """What is wrong with a queue URL the config does not list, and whether it is broken (else only
+    unwatched: the queue exists)."""
     from pipectl.checks.sqs_queue import Target, parse, stats
 
     from pipectl.errors import NotFound, PipectlError, UsageError
@@ -77,9 +84,9 @@ def _why(ctx: Context, url: str) -> str:
     try:
         stats(ctx, t, parse(t))
     except UsageError as exc:
-        return f"is not a queue URL ({exc})"
+        return f"is not a queue URL ({exc})", True
     except NotFound:
-        return f"names queue {name}, which does not exist"
+        return f"names queue {name}, which does not exist", True
     except PipectlError as exc:
-        return f"names queue {name}, which could not be read ({exc})"
-    return f"names queue {name}, which pipectl's config does not watch"
+        return f"names queue {name}, which could not be read ({exc})", False
+    return f"names queue {name}, which pipectl's config does not watch", False

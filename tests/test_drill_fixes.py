@@ -163,9 +163,23 @@ def test_the_printed_fix_heals_the_drill(sandbox, doctor, drill):
         sandbox.dirty()
 
 
+INCIDENT_PRIORITY = {
+    "push-endpoint-no-aws": "P0", "missing-deployment": "P0", "subscriber-no-aws": "P0",
+    "leaked-credentials": "P1", "subscriber-wrong-queue": "P1", "worker-no-api-url": "P2",
+}
+"""The second incident's six breaking points, with the priority its report gave each."""
+
+
+def test_every_breaking_point_of_the_second_incident_has_a_drill():
+    assert set(INCIDENT_PRIORITY) <= set(SCENARIOS)
+
+
 def _assert_linked(drill: str, findings: dict[str, dict]) -> None:
-    """The cause is a root (nothing failing explains it) and explains the drill's symptom."""
+    """The cause is a root (nothing failing explains it), explains the drill's symptom, and carries the
+    incident's priority."""
     cause = SCENARIOS[drill].cause
+    if drill in INCIDENT_PRIORITY:
+        assert findings[cause]["severity"] == INCIDENT_PRIORITY[drill], findings[cause]
     assert not any(c in findings and findings[c]["status"] != "ok" for c in findings[cause]["caused_by"])
     if drill in SYMPTOMS:
         symptom = findings[SYMPTOMS[drill]]

@@ -39,7 +39,7 @@ def runs_naming(sandbox, item_id: str) -> list[dict]:
 
 
 def test_a_healthy_pipeline_carries_the_probe_all_the_way_and_keeps_nothing(sandbox, run_cli):
-    code, report, err = probe(run_cli, sandbox)
+    code, report, _err = probe(run_cli, sandbox)
     assert code == 0, report
     assert report["ok"] and report["failed_hop"] is None
     assert set(hops(report).values()) == {True}
@@ -49,7 +49,7 @@ def test_a_healthy_pipeline_carries_the_probe_all_the_way_and_keeps_nothing(sand
 
 def test_the_silent_201_is_named_at_the_queue_with_its_cause(sandbox, run_cli):
     sandbox.break_("push-endpoint-no-aws")
-    code, report, err = probe(run_cli, sandbox)
+    code, report, _err = probe(run_cli, sandbox)
     assert code == 1
     assert report["failed_hop"] == "queued"
     assert hops(report)["accepted"] is True and hops(report)["row"] is True
@@ -61,7 +61,7 @@ def test_the_silent_201_is_named_at_the_queue_with_its_cause(sandbox, run_cli):
 def test_a_dead_lettered_probe_names_the_unregistered_deployment_and_takes_its_letter_back(sandbox, run_cli):
     sandbox.dirty()
     prefect_stack.delete_deployment(sandbox.state.prefect_api_url, PROCESS_JOB)
-    code, report, err = probe(run_cli, sandbox)
+    code, report, _err = probe(run_cli, sandbox)
     assert code == 1
     assert report["failed_hop"] == "run"
     assert f"prefect.deployment:{PROCESS_JOB}" in [c["id"] for c in report["causes"]]
@@ -71,10 +71,10 @@ def test_a_dead_lettered_probe_names_the_unregistered_deployment_and_takes_its_l
 def test_a_run_nothing_starts_is_named_with_the_work_pool(sandbox, run_cli):
     sandbox.dirty()
     prefect_stack.stop_worker(sandbox.layout.run_dir)
-    code, report, err = probe(run_cli, sandbox, "--timeout", "15")
+    code, report, _err = probe(run_cli, sandbox, "--timeout", "15")
     assert code == 1
     assert report["failed_hop"] == "completed"
-    assert [h for h in report["hops"] if h["name"] == "run"][0]["done"] is True
+    assert next(h for h in report["hops"] if h["name"] == "run")["done"] is True
     assert any(c["id"].startswith("prefect.work_pool") for c in report["causes"])
     assert leftovers(sandbox, report) == []
 
@@ -83,7 +83,7 @@ def test_the_probe_asks_before_it_writes(sandbox, run_cli):
     before = database.status_counts(sandbox.state.database_url, "jobs")
     code, out, err = run_cli("--config", str(sandbox.config_path), "probe")
     assert code == 2 and "pass --yes" in err and "Traceback" not in err
-    code, out, err = run_cli("--config", str(sandbox.config_path), "probe", "--dry-run")
+    code, _out, err = run_cli("--config", str(sandbox.config_path), "probe", "--dry-run")
     assert code == 0 and "POST http://127.0.0.1" in err
     assert database.status_counts(sandbox.state.database_url, "jobs") == before
 

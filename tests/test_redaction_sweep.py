@@ -36,7 +36,17 @@ from pipectl.connectors import prefect as prefect_api
 from pipectl.journal import Journal
 from pipectl.redact import redactor
 from pipectl.sandbox import prefect_stack, queues
-from pipectl.sandbox.layout import MODAL_APP, MODAL_FUNCTION, ORCHESTRATOR, POOL, PROCESS_JOB, REGION
+from pipectl.sandbox.config_file import probe_toml, services_toml
+from pipectl.sandbox.job_drills import suspended_subscriber
+from pipectl.sandbox.layout import (
+    MODAL_APP,
+    MODAL_FUNCTION,
+    ORCHESTRATOR,
+    POOL,
+    PROCESS_JOB,
+    REGION,
+    SUBSCRIBER,
+)
 from pipectl.sandbox.sqs_server import set_auth
 from tests.fixtures.planted import Detector, Leak, Planted, files_under, generate, rand, read_bytes_text
 
@@ -231,6 +241,7 @@ url = "http://monitor:{p['http_url_password'].value}@{health}?access_token={p['h
 name = "prefect-health-token"
 url = "http://{p['http_url_username_token'].value}@{health}"
 
+{services_toml(s)}{probe_toml(s)}
 [repo]
 path = "{repo}"
 {CREDENTIALS}"""
@@ -428,8 +439,9 @@ def test_no_planted_value_leaks_from_any_command(sandbox, run_cli, caplog, capfd
         "WORKER_ARGS": f"--api-key={p['jobvar_embedded_api_key'].value}",
         "DATABASE_URL": f"postgresql://app:{p['postgres_url_password'].value}@db.internal:5432/app"}})
     # -- plant: a dead-lettered message carrying a token
-    queues.dead_letter(sandbox.state.sqs_endpoint, sandbox.state.queue_url, sandbox.state.dlq_url,
-                       [json.dumps({"job_id": 7, "slack_token": p["dlq_message_slack_token"].value})])
+    with suspended_subscriber(sandbox.layout, sandbox.state):  # nothing else takes it meanwhile
+        queues.dead_letter(sandbox.state.sqs_endpoint, sandbox.state.queue_url, sandbox.state.dlq_url,
+                           [json.dumps({"job_id": 7, "slack_token": p["dlq_message_slack_token"].value})])
     sandbox.dirty()
     # -- plant: URLs with user info (and a token in a query), in the config files
     config, dead = cfg_dir / "pipectl.toml", cfg_dir / "dead.toml"
@@ -471,6 +483,15 @@ def test_no_planted_value_leaks_from_any_command(sandbox, run_cli, caplog, capfd
     monkeypatch.delenv("GITHUB_ACTIONS")
     for path in (junit, sarif):
         sweep.intact("doctor --ci", err, path, "`CI artefacts:`")
+    # -- the second incident's tools: a trace through the dead letter that carries a token, a hosted service
+    #    given a credential from the environment, a probe through the whole pipeline
+    for fmt in ("terminal", "json", "markdown"):
+        sweep.run("trace", "7", *C, "-o", fmt, expect=0)
+    sweep.run("service", "env", "set", SUBSCRIBER, "SLACK_BOT_TOKEN=env:SLACK_BOT_TOKEN", *C, "--yes", *J, expect=0)
+    sweep.run("service", "env", "set", SUBSCRIBER, f"STRIPE_KEY={p['argv_service_env_stripe_key'].value}", *C,
+              "--yes", *J, expect=2)
+    sweep.run("probe", *C, "--yes", "-o", "json", *J, expect=(0, 1))
+    sweep.run("doctor", *C, "--only", "service", "-o", "json", "--timeout", "10", *J, expect=(0, 1, 3))
     _, doctor_json, _ = sweep.run("doctor", *C, "--format", "json", "--timeout", "10", "--no-journal")
     findings = {f["id"]: f for f in json.loads(doctor_json)["findings"]}
     plain = findings.get(f"prefect.job_variables:{ORCHESTRATOR}", {})

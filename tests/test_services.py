@@ -46,7 +46,7 @@ def test_a_variable_is_set_redeployed_and_verified_without_showing_a_credential(
 def test_the_issue_form_with_from_env(sandbox, run_cli, tmp_path, monkeypatch):
     sandbox.dirty()
     monkeypatch.setenv("WANTED_LEVEL", "WARNING")
-    code, out, err = service_cli(run_cli, sandbox, tmp_path, SUBSCRIBER, "LOG_LEVEL", "--from-env",
+    code, _out, err = service_cli(run_cli, sandbox, tmp_path, SUBSCRIBER, "LOG_LEVEL", "--from-env",
                                  "WANTED_LEVEL", "--yes", "--no-deploy")
     assert code == 0, err
     assert env_of(sandbox, SUBSCRIBER)["LOG_LEVEL"] == "WARNING"
@@ -78,7 +78,7 @@ def test_doctor_names_a_suspended_service(sandbox, run_cli):
     render = f"{sandbox.state.render_api_url}/services/{sandbox.state.service_ids[SUBSCRIBER]}"
     headers = {"Authorization": f"Bearer {sandbox.state.render_api_key}"}
     httpx.post(f"{render}/suspend", headers=headers, timeout=10).raise_for_status()
-    code, out, err = run_cli("--config", str(sandbox.config_path), "doctor", "--only", "service", "-o", "json",
+    code, out, _err = run_cli("--config", str(sandbox.config_path), "doctor", "--only", "service", "-o", "json",
                              "--no-journal")
     finding = {f["id"]: f for f in json.loads(out)["findings"]}[f"service.env:{SUBSCRIBER}"]
     assert code == 1
@@ -94,7 +94,7 @@ def test_a_missing_provider_token_is_an_error_naming_the_variable(sandbox, run_c
     monkeypatch.delenv("RENDER_API_KEY", raising=False)
     config = tmp_path / "pipectl.toml"
     config.write_text(sandbox.config_path.read_text().replace('env_file = "sandbox.env"\n', ""))
-    code, out, err = run_cli("--config", str(config), "doctor", "--only", "service.env", "-o", "json", "--no-journal")
+    code, out, _err = run_cli("--config", str(config), "doctor", "--only", "service.env", "-o", "json", "--no-journal")
     findings = {f["id"]: f for f in json.loads(out)["findings"]}
     assert findings[f"service.env:{SUBSCRIBER}"]["status"] == "error"
     assert "RENDER_API_KEY is not set" in findings[f"service.env:{SUBSCRIBER}"]["summary"]
@@ -111,5 +111,5 @@ def test_a_token_written_into_the_config_is_flagged_and_never_shown(tmp_path, ru
     findings = {f["id"]: f for f in json.loads(out)["findings"]}
     assert "services[0].token" in findings["config.valid"]["summary"]
     assert token not in out + err
-    code, out, err = run_cli("--config", str(config), "config", "show")
+    _code, out, err = run_cli("--config", str(config), "config", "show")
     assert token not in out + err and "(set)" in out

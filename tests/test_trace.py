@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Iterator
 
 from pipectl.sandbox import database, prefect_stack, queues
+from pipectl.sandbox.job_drills import suspended_subscriber
 from pipectl.sandbox.layout import PROCESS_JOB
 
 
@@ -33,12 +34,8 @@ def new_pending_job(sandbox) -> int:
 
 @contextlib.contextmanager
 def no_consumer(sandbox) -> Iterator[None]:
-    """Nothing reads the job queue meanwhile: its messages dead-letter, and its counts hold still."""
-    try:
-        from pipectl.sandbox.job_drills import suspended_subscriber
-    except ImportError:  # a sandbox without a subscriber: nothing reads the job queue anyway
-        yield
-        return
+    """Nothing reads the job queue meanwhile (the subscriber is suspended): its messages dead-letter, and
+    its counts hold still."""
     with suspended_subscriber(sandbox.layout, sandbox.state):
         yield
 

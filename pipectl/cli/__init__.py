@@ -16,7 +16,20 @@ from pathlib import Path
 import typer
 
 from pipectl import __version__
-from pipectl.cli import catalog, config, context, doctor, history, init, operate, probe, repairs, reset, trace
+from pipectl.cli import (
+    catalog,
+    config,
+    context,
+    doctor,
+    history,
+    init,
+    operate,
+    probe,
+    repairs,
+    reset,
+    serve,
+    trace,
+)
 from pipectl.cli.common import GLOBAL, remember_invocation
 from pipectl.cli.playbook import playbook_app
 from pipectl.cli.playbook import run as run_playbook
@@ -66,6 +79,7 @@ app.add_typer(catalog.checks_app, name="check", hidden=True)  # the singular nou
 app.command(name="undo")(history.undo)
 app.command(name="trace")(trace.trace)
 app.command(name="probe")(probe.probe)
+app.command(name="serve")(serve.serve)
 
 
 @app.command()

@@ -40,6 +40,9 @@ def doctor(
                                            "component.")] = False,
     probe: Annotated[bool, typer.Option("--probe", help="Also send a canary item through the pipeline "
                                         "(`pipectl probe`: it writes, then cleans up).")] = False,
+    wait_healthy: Annotated[str | None, typer.Option(
+        "--wait-healthy", metavar="DURATION", help="Post-deploy gate: rerun until healthy or DURATION (e.g. 5m) "
+        "has passed, then report the last run and exit with its code.")] = None,
 ) -> int:
     """Run every check concurrently and name the root cause of what is stuck."""
     from pipectl.config_load import environment
@@ -62,6 +65,7 @@ def doctor(
         threshold = Severity.parse(fail_on) if fail_on else None
     except ValueError as exc:
         raise UsageError(f"--fail-on: {exc}") from None
+    deadline = _wait_seconds(wait_healthy)
 
     from pipectl.files import refuse_symlink
 
@@ -75,6 +79,8 @@ def doctor(
     chosen = select(checks.items, split_list(only), split_list(skip))
     ctx = Context(config=cfg, timeout=timeout or cfg.doctor.timeout, environ=environment(cfg.source))
     result = run_checks(chosen, ctx)
+    if deadline is not None:
+        result = _until_healthy(result, lambda: run_checks(chosen, ctx), deadline, threshold or cfg.doctor.fail_on)
     if not any(f.status is not Status.SKIPPED and f.component != "config" for f in result.findings):
         reasons = sorted({f.summary for f in result.findings if f.status is Status.SKIPPED})
         raise UsageError(f"nothing to check: {cfg.source.path} gives the "
@@ -92,6 +98,39 @@ def doctor(
     if ci:
         _ci_outputs(result, renderers.items, junit, sarif)
     return exit_code(result.findings, threshold or cfg.doctor.fail_on)
+
+
+def _wait_seconds(text: str | None) -> float | None:
+    from pipectl.durations import parse_duration
+    from pipectl.errors import UsageError
+
+    if text is None:
+        return None
+    try:
+        seconds = parse_duration(text).total_seconds()
+    except ValueError as exc:
+        raise UsageError(f"--wait-healthy: {exc}") from None
+    if seconds <= 0:
+        raise UsageError(f"--wait-healthy {text}: give a positive duration, e.g. 5m")
+    return seconds
+
+
+def _until_healthy(result, rerun, seconds: float, threshold):
+    """Rerun while doctor would not exit 0 and time is left; progress on stderr; the last run is the verdict."""
+    import time
+
+    from pipectl.exit_codes import exit_code
+
+    deadline, attempt = time.monotonic() + seconds, 1
+    while exit_code(result.findings, threshold) != 0 and time.monotonic() < deadline:
+        failing = [f.id for f in result.findings if f.status.value in ("fail", "error")]
+        note(f"not healthy yet (run {attempt}: {', '.join(failing[:3])}{' …' if len(failing) > 3 else ''}); "
+             f"rerunning for up to {max(0.0, deadline - time.monotonic()):.0f}s more")
+        time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+        result, attempt = rerun(), attempt + 1
+    if exit_code(result.findings, threshold) == 0 and attempt > 1:
+        note(f"healthy after {attempt} runs")
+    return result
 
 
 def _with_probe(cfg, ctx, result):

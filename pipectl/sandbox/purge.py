@@ -15,7 +15,7 @@ from pipectl.sandbox import config_file
 from pipectl.sandbox.layout import Layout
 
 # everything `up`, `break` and `heal` create at the top of the sandbox folder
-CREATED = {"run", "pg", "prefect", "prefect-worker", "modal", "repo", "sandbox.env", "sandbox.json",
+CREATED = {"run", "pg", "prefect", "prefect-worker", "modal", "hosted", "repo", "sandbox.env", "sandbox.json",
            "sandbox.tmp", "pipectl.toml", "links.json"}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from pipectl.connectors import prefect as prefect_api
 from pipectl.journal import Journal
 from pipectl.sandbox import queues
@@ -40,8 +42,20 @@ def test_redrive_moves_the_dead_letters_back(sandbox, run_cli, tmp_path):
     assert code == 0, err
     assert "Plan: redrive 3 message(s) to jobs" in out
     assert queues.depth_of(sandbox.state.sqs_endpoint, sandbox.state.dlq_url) == 0
-    assert queues.depth_of(sandbox.state.sqs_endpoint, sandbox.state.queue_url) == 3
     assert "moved: 3" in err
+    # back on the job queue, the subscriber takes them: a run of process_job for each job they name
+    deadline = time.monotonic() + 60
+    while sorted(_jobs_with_runs(sandbox)) != ["1", "2", "3"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert sorted(_jobs_with_runs(sandbox)) == ["1", "2", "3"]
+
+
+def _jobs_with_runs(sandbox) -> list[str]:
+    import httpx
+
+    with httpx.Client(base_url=sandbox.state.prefect_api_url, timeout=10) as client:
+        runs = client.post("/flow_runs/filter", json={"limit": 200}).json()
+    return [str(r["parameters"]["job_id"]) for r in runs if "job_id" in (r.get("parameters") or {})]
 
 
 def test_redrive_of_an_unknown_queue_is_a_usage_error(sandbox, run_cli, tmp_path):

@@ -128,7 +128,8 @@ def test_status_and_env_commands(sandbox, run_cli):
     code, out, _ = run_cli("sandbox", "status", "--dir", folder, "--format", "json")
     assert code == 0
     assert {c["name"] for c in json.loads(out) if c["healthy"]} == {
-        "prefect-server", "prefect-worker", "sqs", "modal", "postgres"}
+        "prefect-server", "prefect-worker", "sqs", "modal", "postgres", "hosting (render, netlify)",
+        "push-endpoint", "subscriber"}
     code, out, _ = run_cli("sandbox", "env", "--dir", folder)
     assert code == 0
     assert f"export PREFECT_API_URL={sandbox.state.prefect_api_url}" in out
