@@ -1,7 +1,8 @@
 """`pipectl init`: a first pipectl.toml written from what the pipeline's systems hold.
 
 Prefect's deployments and pools, the Postgres tables that look like state tables (with a `stuck_after`
-for each status a row can wait in), the SQS queues with their dead-letter queues. Credentials stay where
+for each status a row can wait in), the SQS queues with their dead-letter queues, the hosted services
+whose platform token is set (with the names of the variables they have now as `required_env`). Credentials stay where
 they are: the file names the variables (`env:NAME`) and never holds a value. A system that cannot be
 reached is left out with a note, so `init` still writes what it could learn.
 """
@@ -32,6 +33,7 @@ class Discovery:
     deployments: list[discover.FoundDeployment] = field(default_factory=list)
     tables: list[discover.FoundTable] = field(default_factory=list)
     queues: list[discover.FoundQueue] = field(default_factory=list)
+    services: list[discover.FoundService] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -62,6 +64,9 @@ def discover_all(environ: Mapping[str, str], *, prefect_url: str | None, databas
                                                                        timeout))
     else:
         found.notes.append("SQS: no AWS_REGION (or AWS_ENDPOINT_URL_SQS): no [[queues]]")
+    progress("hosting platforms: services and their variables' names")
+    found.services, notes = discover.hosted_services(environ, timeout)
+    found.notes += notes
     return found
 
 
@@ -108,6 +113,10 @@ def render(found: Discovery, pipeline: str) -> str:
     for queue in found.queues:
         lines += ["[[queues]]", f"name = {_s(queue.name)}", f"url = {_s(queue.url)}"]
         lines += ([f"dlq_url = {_s(queue.dlq_url)}"] if queue.dlq_url else []) + [""]
+    for service in found.services:  # the variables it has now are the ones it needs: names, never values
+        lines += ["[[services]]", f"name = {_s(service.name)}", f"provider = {_s(service.provider)}",
+                  f"id = {_s(service.id)}", f"required_env = [{', '.join(_s(k) for k in service.env_keys)}]"]
+        lines += ([f"api_url = {_s(service.api_url)}"] if service.api_url else []) + [""]
     return "\n".join(lines).rstrip() + "\n"
 
 

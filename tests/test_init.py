@@ -11,7 +11,8 @@ from pipectl.sandbox.prefect_stack import POOL
 def _sandbox_environment(sandbox) -> dict[str, str]:
     env = dict(line.split("=", 1) for line in sandbox.layout.env_file.read_text().splitlines() if "=" in line)
     return {**env, "PREFECT_API_URL": sandbox.state.prefect_api_url, "AWS_ENDPOINT_URL_SQS": sandbox.state.sqs_endpoint,
-            "AWS_REGION": env.get("AWS_DEFAULT_REGION", "us-east-1")}
+            "AWS_REGION": env.get("AWS_DEFAULT_REGION", "us-east-1"), "RENDER_API_URL": sandbox.state.render_api_url,
+            "NETLIFY_API_URL": sandbox.state.netlify_api_url}
 
 
 def test_init_writes_a_config_doctor_passes_with_and_no_credential(sandbox, run_cli, tmp_path, monkeypatch):
@@ -36,7 +37,11 @@ def test_init_writes_a_config_doctor_passes_with_and_no_credential(sandbox, run_
     (queue,) = config["queues"]
     assert queue["url"] == sandbox.state.queue_url and queue["dlq_url"] == sandbox.state.dlq_url
     assert config["database"]["dsn"] == "env:DATABASE_URL"
-    for name in ("DATABASE_URL", "AWS_SECRET_ACCESS_KEY", "MODAL_TOKEN_SECRET"):
+    services = {s["name"]: s for s in config["services"]}  # the hosted services the tokens see
+    assert set(services) == {"job-frontend", "job-subscriber", "job-worker"}
+    assert services["job-subscriber"]["provider"] == "render" and services["job-frontend"]["provider"] == "netlify"
+    assert {"AWS_ACCESS_KEY_ID", "SQS_QUEUE_URL"} <= set(services["job-subscriber"]["required_env"])
+    for name in ("DATABASE_URL", "AWS_SECRET_ACCESS_KEY", "MODAL_TOKEN_SECRET", "RENDER_API_KEY"):
         assert env[name] not in text
     code, out, err = run_cli("doctor", "--no-journal", cwd=folder)
     assert code == 0, out + err

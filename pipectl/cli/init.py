@@ -20,7 +20,8 @@ def init(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the config instead of writing it.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Take every section found without asking.")] = False,
 ) -> int:
-    """Write a pipectl.toml from what Prefect, Postgres and SQS hold (credentials stay env: references)."""
+    """Write a pipectl.toml from what Prefect, Postgres, SQS and the hosting platforms (RENDER_API_KEY,
+    NETLIFY_AUTH_TOKEN) hold; credentials stay env: references."""
     import os
     import sys
 
@@ -55,7 +56,7 @@ def init(
         return 0
     write_private(output, text)
     note(f"wrote {output}: {len(found.deployments)} deployment(s), {len(found.tables)} state table(s), "
-         f"{len(found.queues)} queue(s); doctor on it:")
+         f"{len(found.queues)} queue(s), {len(found.services)} hosted service(s); doctor on it:")
     _first_doctor(output)
     return 0
 
@@ -64,7 +65,8 @@ def _choose(found) -> None:
     """Ask before each section (`--yes` takes them all)."""
     sections = (("deployments", "deployment(s) from Prefect", lambda d: d.name),
                 ("tables", "state table(s) from Postgres", lambda t: t.table),
-                ("queues", "queue(s) with their dead-letter queues from SQS", lambda q: q.name))
+                ("queues", "queue(s) with their dead-letter queues from SQS", lambda q: q.name),
+                ("services", "hosted service(s)", lambda s: f"{s.name} on {s.provider}"))
     for attribute, what, name in sections:
         items = getattr(found, attribute)
         if items and not typer.confirm(f"Add {len(items)} {what} ({', '.join(map(name, items))})?",

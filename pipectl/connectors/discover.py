@@ -2,7 +2,8 @@
 
 Each function asks one system what is there: Prefect's deployments (and their pools), Postgres tables that
 look like state tables (a status column and an update timestamp), SQS queues and their dead-letter
-queues. Nothing is changed, no credential is returned.
+queues, the services hosting platforms run (Render, Netlify…). Nothing is changed, no credential is
+returned.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pipectl.connectors.prefect_rest import Conversation, call
+from pipectl.errors import PipectlError
 
 STATUS_COLUMNS = ("status", "state")
 UPDATED_COLUMNS = ("updated_at", "modified_at", "last_updated", "updated", "status_changed_at")
@@ -43,6 +45,39 @@ class FoundQueue:
     name: str
     url: str
     dlq_url: str | None
+
+
+@dataclass(frozen=True)
+class FoundService:
+    """A hosted service (a Render service, a Netlify site…) and the names of the variables it has now."""
+
+    provider: str
+    id: str
+    name: str
+    env_keys: list[str]
+    api_url: str | None = None
+
+
+def hosted_services(environ: Mapping[str, str], timeout: float = 15.0) -> tuple[list[FoundService], list[str]]:
+    """Every service each installed provider's token (RENDER_API_KEY, NETLIFY_AUTH_TOKEN…) sees, with its
+    variables' names (never values); and one note per provider that could not be asked."""
+    from pipectl.connectors.hosting import PROVIDERS_GROUP, load_provider
+    from pipectl.registry import load_group
+
+    found, notes = [], []
+    for name in sorted(load_group(PROVIDERS_GROUP).items):
+        cls = load_provider(name)
+        if not environ.get(cls.token_env):
+            continue
+        api_url = environ.get(cls.api_url_env) if cls.api_url_env else None
+        try:
+            with cls(environ[cls.token_env], api_url or None, timeout=timeout) as client:
+                for resource_id, label in client.resources():
+                    keys = sorted(client.env(resource_id))
+                    found.append(FoundService(name, resource_id, label, keys, api_url or None))
+        except PipectlError as exc:
+            notes.append(f"{cls.label}: {exc}")
+    return found, notes
 
 
 def prefect_deployments(api_url: str, api_key: str | None, timeout: float = 15.0) -> list[FoundDeployment]:

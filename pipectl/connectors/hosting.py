@@ -74,6 +74,8 @@ class Provider(ABC):
     name: ClassVar[str]
     label: ClassVar[str]
     token_env: ClassVar[str]
+    api_url_env: ClassVar[str] = ""
+    """A variable naming another API base URL (a proxy, a fake), read by `pipectl init` only."""
     default_api_url: ClassVar[str]
 
     def __init__(self, token: str, api_url: str | None = None, timeout: float = 5.0) -> None:
@@ -113,6 +115,10 @@ class Provider(ABC):
     @abstractmethod
     def find(self, name: str) -> str | None:
         """The id of the service or site called `name`, or None."""
+
+    def resources(self) -> list[tuple[str, str]]:
+        """(id, name) of every service or site the token sees, for `pipectl init`; [] when not offered."""
+        return []
 
     def close(self) -> None:
         if self._client is not None:

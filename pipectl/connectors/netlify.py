@@ -42,6 +42,7 @@ class Netlify(Provider):
     name = "netlify"
     label = "Netlify"
     token_env = "NETLIFY_AUTH_TOKEN"
+    api_url_env = "NETLIFY_API_URL"
     default_api_url = "https://api.netlify.com/api/v1"
 
     def __init__(self, token: str, api_url: str | None = None, timeout: float = 5.0) -> None:
@@ -119,6 +120,10 @@ class Netlify(Provider):
         path = f"/sites/{_seg(resource_id)}/deploys/{_seg(deploy_id)}"
         deploy = self._get(path, f"read deploy {deploy_id}")[0]
         return _status(deploy if isinstance(deploy, dict) else {})
+
+    def resources(self) -> list[tuple[str, str]]:
+        return [(str(site["id"]), str(site.get("name") or site["id"]))
+                for site in self._pages("/sites", "list sites", {"filter": "all"}) if site.get("id")]
 
     def find(self, name: str) -> str | None:
         for site in self._pages("/sites", f"find site {name}", {"name": name, "filter": "all"}):

@@ -35,6 +35,7 @@ class Render(Provider):
     name = "render"
     label = "Render"
     token_env = "RENDER_API_KEY"
+    api_url_env = "RENDER_API_URL"
     default_api_url = "https://api.render.com/v1"
 
     def service(self, resource_id: str) -> ServiceInfo:
@@ -82,6 +83,10 @@ class Render(Provider):
     def deploy_state(self, resource_id: str, deploy_id: str) -> ServiceStatus:
         deploy = self._get(f"/services/{_seg(resource_id)}/deploys/{_seg(deploy_id)}", f"read deploy {deploy_id}")[0]
         return self._judge(resource_id, deploy if isinstance(deploy, dict) else {})[0]
+
+    def resources(self) -> list[tuple[str, str]]:
+        return [(str(svc["id"]), str(svc.get("name") or svc["id"])) for item in self._pages("/services", "list services")
+                if (svc := item.get("service") or {}).get("id")]
 
     def find(self, name: str) -> str | None:
         for item in self._pages("/services", f"find service {name}", {"name": name}):
