@@ -36,7 +36,7 @@ def test_names(name, secret):
     ("MODAL_TOKEN_ID", "{{ prefect.blocks.secret.modal-token-id }}", []),  # a reference
     ("MODAL_TOKEN_ID", "env:MODAL_TOKEN_ID", []),
     ("LOG_LEVEL", "DEBUG", []),
-])  # fmt: skip
+], ids=lambda value: "a-stripe-key" if value == STRIPE else None)  # fmt: skip; the same ids in every process
 def test_the_secret_parts_of_a_value(key, value, parts):
     assert secret_parts(key, value) == parts
 
@@ -59,3 +59,11 @@ def test_a_typed_key_with_a_known_prefix_is_masked_even_without_a_digit():
     key = "sk_" + "live_" + "jvqPVStNKiaEdFrRgSnRFsTH"
     register_arguments(["secret", "set", "stripe-key", key])
     assert "jvqPVStN" not in redactor(f"Got unexpected extra argument ({key})")
+
+
+@pytest.mark.parametrize("char", list("!#%*+-.=^_~?&;$,"))
+def test_a_url_password_with_any_unencoded_character_is_taken_whole(char):
+    """`#` or `?` in a password ends urlsplit's netloc: the rest of the password must not pass for a path."""
+    password = f"Xb{char}5Y=lIJSd{char}q7"
+    url = f"postgresql://app:{password}@db.internal:5432/app"
+    assert secret_parts("DATABASE_URL", url) == [password]
