@@ -8,7 +8,7 @@ import json
 
 import httpx
 
-from pipectl.sandbox.job_drills import provider
+from pipectl.sandbox.hosting import provider
 from pipectl.sandbox.layout import SUBSCRIBER
 
 

@@ -76,17 +76,23 @@ def seed(layout: Layout, state: SandboxState) -> None:
     state.service_ids = ids
 
 
-def pristine(state: SandboxState) -> bool:
-    """Whether every hosted service runs with the environment `up` gave it (else `heal` restarts them)."""
-    from pipectl.connectors.hosting import ProviderError, ServiceStatus
+def provider(state: SandboxState, service: str):
+    """The real provider client for a hosted service, pointed at the sandbox's fake of its platform."""
     from pipectl.connectors.netlify import Netlify
     from pipectl.connectors.render import Render
 
+    if next(s for s in SERVICES if s.name == service).provider == "netlify":
+        return Netlify(state.netlify_token, state.netlify_api_url)
+    return Render(state.render_api_key, state.render_api_url)
+
+
+def pristine(state: SandboxState) -> bool:
+    """Whether every hosted service runs with the environment `up` gave it (else `heal` restarts them)."""
+    from pipectl.connectors.hosting import ProviderError, ServiceStatus
+
     try:
         for service in SERVICES:
-            client = (Netlify(state.netlify_token, state.netlify_api_url) if service.provider == "netlify"
-                      else Render(state.render_api_key, state.render_api_url))
-            with client:
+            with provider(state, service.name) as client:
                 resource_id = state.service_ids[service.name]
                 if (client.service(resource_id).status is not ServiceStatus.RUNNING
                         or client.env(resource_id) != healthy_env(state, service.name)):

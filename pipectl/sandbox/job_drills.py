@@ -19,32 +19,22 @@ AGE_MINUTES = 30
 SETTLE = 60.0
 
 
-def provider(state: SandboxState, service: str):
-    """The real provider client, pointed at the sandbox's fake of that platform."""
-    from pipectl.connectors.netlify import Netlify
-    from pipectl.connectors.render import Render
-
-    if service == SITE:
-        return Netlify(state.netlify_token, state.netlify_api_url)
-    return Render(state.render_api_key, state.render_api_url)
-
-
 def change_env(state: SandboxState, service: str, *, drop: tuple[str, ...] = (), **values: str) -> None:
     """Edit a service's variables on its platform and redeploy it; returns once the deploy ended."""
     from pipectl.connectors.hosting import ServiceStatus
 
-    client = provider(state, service)
     resource_id = state.service_ids[service]
-    for key in drop:
-        client.delete_env(resource_id, key)
-    for key, value in values.items():
-        client.set_env(resource_id, key, value)
-    deploy_id = client.deploy(resource_id)
-    deadline = time.monotonic() + SETTLE
-    while client.deploy_state(resource_id, deploy_id) is ServiceStatus.DEPLOYING:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the redeploy of {service} did not end within {SETTLE:.0f}s")
-        time.sleep(0.2)
+    with hosting.provider(state, service) as client:
+        for key in drop:
+            client.delete_env(resource_id, key)
+        for key, value in values.items():
+            client.set_env(resource_id, key, value)
+        deploy_id = client.deploy(resource_id)
+        deadline = time.monotonic() + SETTLE
+        while client.deploy_state(resource_id, deploy_id) is ServiceStatus.DEPLOYING:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the redeploy of {service} did not end within {SETTLE:.0f}s")
+            time.sleep(0.2)
 
 
 def push_jobs(state: SandboxState, count: int) -> list[int]:
