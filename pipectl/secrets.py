@@ -151,12 +151,27 @@ def secret_parts(key: object, value: object) -> list[str]:
     inner = embedded_secrets(value)
     if inner:
         return inner
-    if _LOCATOR.match(value.strip()):  # a URL or DSN without a password: a place (`host=/tmp/…/pg`), shown
+    if _locator(value.strip()):  # a URL or DSN without a password: a place (`host=/tmp/…/pg`), shown
         return [value] if secret_kind(value) else []  # unless a token sits in it (a webhook's path)
     return [value] if is_secret(key, value) else []
 
 
-_LOCATOR = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://\S*|(?:\w+\s*=\s*\S+\s*)+)$")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S*$")
+_DSN_PAIR = re.compile(r"(\w+)\s*=\s*(?:'(?:[^'\\]|\\.)*'|\S+)")
+_DSN_KEYS = frozenset({
+    "host", "hostaddr", "port", "dbname", "user", "password", "passfile", "connect_timeout", "options",
+    "sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl", "application_name", "target_session_attrs",
+    "service", "channel_binding", "gssencmode", "keepalives", "client_encoding", "require_auth",
+})
+"""libpq's connection keywords: `a=b` made of other words is no DSN (a password may hold `=`)."""
+
+
+def _locator(value: str) -> bool:
+    """A URL, or a key=value connection string whose every key is a libpq keyword."""
+    if _URL.match(value):
+        return True
+    pairs = _DSN_PAIR.findall(value)
+    return bool(pairs) and all(k.lower() in _DSN_KEYS for k in pairs) and not _DSN_PAIR.sub("", value).strip()
 
 
 def register(key: object, value: object) -> None:

@@ -31,6 +31,7 @@ def test_names(name, secret):
     ("database.dsn", "host=db user=app password=s3cr3t", ["s3cr3t"]),
     ("url", "https://api.example.invalid/v1?token=abcdef123456&page=2", ["abcdef123456"]),
     ("DB_PASSWORD", "postgres", ["postgres"]),  # an everyday word is still the password here
+    ("DB_PASSWORD", "Klbe=A0I+v~VkLc", ["Klbe=A0I+v~VkLc"]),  # an `=` inside does not make it a DSN
     ("GOOGLE_APPLICATION_CREDENTIALS", "/etc/gcp/key.json", []),  # a path to a key file
     ("LOG_SINK", STRIPE, [STRIPE]),  # an ordinary name, a credential's shape
     ("MODAL_TOKEN_ID", "{{ prefect.blocks.secret.modal-token-id }}", []),  # a reference

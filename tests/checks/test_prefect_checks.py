@@ -209,19 +209,21 @@ def _assert_one(found: Finding, want: Expect, shown: str) -> None:
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)?")
+_IDS = re.compile(r"\b(?:dep|srv|evt)-[a-z0-9]{20}\b|\b[0-9a-f]{24}\b|\d{2,}")
 
 
 def assert_no_leak(result: DoctorResult, secret: str) -> None:
     """No 4-character piece of the secret in the rendered report.
 
-    Run ids and timestamps are stripped first: they come from Prefect and the clock, and a random
+    Run ids, timestamps, the hosting platforms' deploy ids and numbers (ports) are stripped first: they
+    come from Prefect, the platforms and the clock, and a random
     32-hex-digit secret shares some 4-digit piece with them by chance in a few runs out of a hundred.
     Longer pieces are looked for everywhere.
     """
     text = json_report.render(result)
     for i in range(len(secret) - 7):
         assert secret[i : i + 8] not in text, f"a piece of the secret is in the report at {secret[i:i + 8]!r}"
-    stripped = _TIMESTAMP.sub("", _UUID.sub("", text))
+    stripped = _IDS.sub("", _TIMESTAMP.sub("", _UUID.sub("", text)))
     leaked = sorted({secret[i : i + 4] for i in range(len(secret) - 3)} & _grams(stripped))
     assert not leaked, f"pieces of the secret in the report: {leaked}"
 
