@@ -224,13 +224,13 @@ def count_late_runs(
 
 def count_moving_runs(api_url: str, api_key: str | None, deployment_ids: list[str],
                       timeout: float = DEFAULT_TIMEOUT) -> int:
-    """Runs of these deployments that are on their way: Scheduled (not Late), Pending or Running."""
+    """Runs of these deployments that are on their way: scheduled (Late ones too: a worker just started
+    picks them up), pending or running."""
     ids = {"any_": [str(as_uuid(i, "deployment")) for i in deployment_ids]}
-    bodies = [{"flow_runs": {"deployment_id": ids, "state": {"type": {"any_": ["PENDING", "RUNNING"]}}}},
-              {"flow_runs": {"deployment_id": ids, "state": {"name": {"any_": ["Scheduled"]}}}}]
+    body = {"flow_runs": {"deployment_id": ids, "state": {"type": {"any_": ["SCHEDULED", "PENDING", "RUNNING"]}}}}
 
     async def run(rest: Conversation) -> int:
-        return sum([int(await rest.post("/flow_runs/count", body)) for body in bodies])
+        return int(await rest.post("/flow_runs/count", body))
 
     return call(api_url, api_key, timeout, "count the runs on their way", run)
 

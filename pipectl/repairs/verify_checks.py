@@ -9,7 +9,7 @@ from pipectl.config import PipelineConfig
 from pipectl.repair import JournalRun, Outcome, Plan, Repair
 
 
-GRACE = 15.0
+GRACE = 30.0
 """Seconds `until` waits even when nothing seems in motion (a redeployed service is starting)."""
 
 
