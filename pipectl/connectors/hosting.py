@@ -112,13 +112,13 @@ class Provider(ABC):
     def deploy_state(self, resource_id: str, deploy_id: str) -> ServiceStatus:
         """How that deploy went: DEPLOYING while it runs, then RUNNING, DEPLOY_FAILED or CRASHED."""
 
-    @abstractmethod
-    def find(self, name: str) -> str | None:
-        """The id of the service or site called `name`, or None."""
-
     def resources(self) -> list[tuple[str, str]]:
         """(id, name) of every service or site the token sees, for `pipectl init`; [] when not offered."""
         return []
+
+    def find(self, name: str) -> str | None:
+        """The id of the service or site called `name`, or None."""
+        return next((resource_id for resource_id, label in self.resources() if label == name), None)
 
     def close(self) -> None:
         if self._client is not None:

@@ -125,12 +125,6 @@ class Netlify(Provider):
         return [(str(site["id"]), str(site.get("name") or site["id"]))
                 for site in self._pages("/sites", "list sites", {"filter": "all"}) if site.get("id")]
 
-    def find(self, name: str) -> str | None:
-        for site in self._pages("/sites", f"find site {name}", {"name": name, "filter": "all"}):
-            if site.get("name") == name:
-                return str(site["id"])
-        return None
-
     def _site(self, resource_id: str) -> dict[str, Any]:
         site = self._get(f"/sites/{_seg(resource_id)}", f"read site {resource_id}")[0]
         if not isinstance(site, dict):

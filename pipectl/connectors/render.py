@@ -88,13 +88,6 @@ class Render(Provider):
         return [(str(svc["id"]), str(svc.get("name") or svc["id"])) for item in self._pages("/services", "list services")
                 if (svc := item.get("service") or {}).get("id")]
 
-    def find(self, name: str) -> str | None:
-        for item in self._pages("/services", f"find service {name}", {"name": name}):
-            svc = item.get("service") or {}
-            if svc.get("name") == name:
-                return str(svc["id"])
-        return None
-
     def _service(self, resource_id: str) -> dict[str, Any]:
         svc = self._get(f"/services/{_seg(resource_id)}", f"read service {resource_id}")[0]
         if not isinstance(svc, dict):
