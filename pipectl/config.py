@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from pipectl.durations import parse_duration
-from pipectl.model import Severity
+from pipectl.model import Severity, Suppression
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 _DEPLOYMENT = re.compile(r"^[^/\s]+/[^/\s]+$")
@@ -234,6 +234,8 @@ class PipelineConfig(BaseSettings):
     credentials: dict[str, list[EnvName]] = Field(default_factory=dict)
     """Per component, the environment variables it needs (names only), e.g. `aws = ["AWS_ACCESS_KEY_ID"]`."""
     doctor: DoctorConfig = DoctorConfig()
+    suppressions: list[Suppression] = Field(default_factory=list)
+    """Findings accepted until a date (also read from `.pipectl-ignore.toml` beside the config)."""
 
     _source: ConfigSource | None = PrivateAttr(default=None)
 

@@ -99,7 +99,40 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
         raise ConfigError([str(exc)]) from None
     source = ConfigSource(path=str(path), env_files=_env_files(path, raw.get("env_file")), context=chosen,
                           file_keys=sorted(dotted(raw)))
+    raw["suppressions"] = _suppressions(path, raw.get("suppressions"))
     return _validated(path, raw, source, environ)
+
+
+def _suppressions(path: Path, listed: object) -> list[Any]:
+    """The config's `[[suppressions]]` and those of `.pipectl-ignore.toml` beside it, each marked with its file."""
+    from pydantic import TypeAdapter
+
+    from pipectl.model import Suppression
+    from pipectl.suppressions import ignore_file
+
+    entries = [{**e, "source": str(path)} if isinstance(e, dict) else e for e in _as_list(listed)]
+    ignore = ignore_file(path)
+    if not ignore.is_file():
+        return entries
+    if why := _not_yours(ignore):
+        raise ConfigError([f"{ignore}: {why}; refusing to use it"])
+    data = _read_toml(ignore, ())
+    problems = [f"{ignore}: {key}: unknown key (only [[suppressions]] belongs here)"
+                for key in data if key != "suppressions"]
+    found = [{**e, "source": str(ignore)} if isinstance(e, dict) else e for e in _as_list(data.get("suppressions"))]
+    try:
+        TypeAdapter(list[Suppression]).validate_python(found)
+    except ValidationError as exc:
+        problems += [f"{ignore}: {_loc(('suppressions', *err['loc']))}: {_message(err)}" for err in exc.errors()]
+    if problems:
+        raise ConfigError(problems)
+    return entries + found
+
+
+def _as_list(value: object) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
 
 
 def read_raw(path: Path | str | None = None) -> tuple[Path, dict[str, Any]]:
@@ -301,9 +334,9 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 
 def _message(err: Mapping[str, Any]) -> str:
-    if err["type"] == "extra_forbidden":
+    if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         return "unknown key"
-    if err["type"] == "missing":
+    if err["type"] in ("missing", "missing_argument"):
         return "required key is missing"
     msg = str(err["msg"])
     return msg.removeprefix("Value error, ")

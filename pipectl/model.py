@@ -5,8 +5,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from fnmatch import fnmatchcase
 from types import MappingProxyType
+from typing import ClassVar
 
 from pipectl.redact import redactor
 
@@ -54,6 +56,38 @@ Evidence = Mapping[str, "str | int | float | bool | None | list[str] | list[int]
 
 
 @dataclass(frozen=True)
+class Suppression:
+    """A team's decision to live with a finding for a while: who owns it, why, and the day that ends.
+
+    The expiry is required: a suppression nobody revisits is a baseline, and baselines rot."""
+
+    __pydantic_config__: ClassVar[dict] = {"extra": "forbid"}  # a typo in a config entry is an error, not a silent no-op
+
+    check: str
+    """The check id the finding comes from, e.g. `db.stuck`."""
+    owner: str
+    """Who answers for it (a person or a team)."""
+    reason: str
+    """Why it is acceptable for now; shown wherever the finding is."""
+    expires: date
+    """The last day it holds; from the day after, the finding is reported again, with a WARN about the entry."""
+    subject: str = "*"
+    """Which of the check's subjects: a glob (`workflow_states/*`); `*` (the default) is all of them."""
+    source: str = ""
+    """The file the entry came from (set by pipectl when it reads the file)."""
+
+    def matches(self, finding: Finding) -> bool:
+        return finding.check == self.check and fnmatchcase(finding.subject, self.subject or "*")
+
+    def expired(self, today: date) -> bool:
+        return today > self.expires
+
+    def as_dict(self) -> dict:
+        return {"owner": self.owner, "reason": self.reason, "expires": self.expires.isoformat(),
+                "source": self.source}
+
+
+@dataclass(frozen=True)
 class Finding:
     """One conclusion of one check about one subject, fit to be read by a person at 3 a.m."""
 
@@ -80,6 +114,8 @@ class Finding:
     """What a person must decide or do that no command can (where to find a token, what to look at)."""
     caused_by: tuple[str, ...] = ()
     """Ids of the findings that explain this one (this one is their symptom)."""
+    suppression: Suppression | None = None
+    """Set when a live suppression accepts this finding: it is reported as such and no longer fails a run."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "evidence", MappingProxyType(dict(self.evidence)))
@@ -108,6 +144,7 @@ class Finding:
             "fix": list(self.fix),
             "advice": self.advice,
             "caused_by": list(self.caused_by),
+            "suppression": self.suppression.as_dict() if self.suppression else None,
         }
 
 
@@ -119,13 +156,15 @@ class DoctorResult:
     started_at: datetime
     duration_s: float
     findings: tuple[Finding, ...]
+    suppressed: tuple[Finding, ...] = ()
+    """Findings a live suppression accepts: kept out of `findings`, so they decide nothing, yet reported."""
 
     def counts(self) -> dict[str, int]:
-        """Number of findings per status, every status present (zero included)."""
+        """Number of findings per status, every status present (zero included), and how many are suppressed."""
         counts = {status.value: 0 for status in Status}
         for finding in self.findings:
             counts[finding.status.value] += 1
-        return counts
+        return {**counts, "suppressed": len(self.suppressed)}
 
     def causes(self) -> list[Finding]:
         """Findings that are not explained by another finding of this run: the roots of the tree."""

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pipectl import suppressions
 from pipectl.deadline import retry_advice, track, waiting_for
 from pipectl.durations import whole_seconds
 from pipectl.errors import PipectlError, Unauthorized, UsageError
@@ -38,11 +39,13 @@ def run_checks(checks: Iterable[type[Check]], ctx: Context, pipeline: str = "") 
     # the checks' deadlines start only now: slow imports on a busy machine are not a slow system
     per_check = asyncio.run(_gather(instances, ctx))
     findings = link_findings([f for group in per_check for f in group])
+    active, suppressed = suppressions.apply(findings, ctx.config.suppressions, suppressions.today())
     return DoctorResult(
         pipeline=pipeline or ctx.config.pipeline,
         started_at=started_at,
         duration_s=time.monotonic() - clock,
-        findings=tuple(findings),
+        findings=tuple(active),
+        suppressed=tuple(suppressed),
     )
 
 

@@ -34,7 +34,7 @@ def test_json_is_the_v2_contract():
     assert data["schema"] == "pipectl.report/v2"
     assert data["pipeline"] == "enrichment"
     assert data["started_at"] == "2026-01-01T02:14:00+00:00"
-    assert data["summary"] == {"ok": 1, "warn": 0, "fail": 2, "error": 0, "skipped": 1}
+    assert data["summary"] == {"ok": 1, "warn": 0, "fail": 2, "error": 0, "skipped": 1, "suppressed": 0}
     assert all(FINDING_KEYS <= set(f) for f in data["findings"])
     symptom = next(f for f in data["findings"] if f["check"] == "db.stuck")
     assert symptom["caused_by"] == [CAUSE.id]

@@ -27,7 +27,10 @@ def doctor(
         "--output", "-o", "--format", "-f",
         help="terminal, json, markdown, junit, sarif, github, or a plugin renderer (as -o in kubectl, the AWS "
              "and Prefect CLIs).")] = None,
-    output: Annotated[Path | None, typer.Option("--output-file", help="Write the report to this file.")] = None,
+    outputs: Annotated[list[str] | None, typer.Option(
+        "--output-file", metavar="[FORMAT=]PATH",
+        help="Write the report to PATH instead of stdout; FORMAT=PATH writes one more file in that format "
+             "(repeatable: --output-file json=report.json --output-file junit=junit.xml).")] = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds each check may take (default: config, else 5).")] = None,
     fail_on: Annotated[str | None, typer.Option(help="Exit 1 only for FAIL findings at or above P0, P1 or P2.")] = None,
     journal: Annotated[Path | None, typer.Option("--journal", help="Journal file (default: user state dir).")] = None,
@@ -66,10 +69,11 @@ def doctor(
     except ValueError as exc:
         raise UsageError(f"--fail-on: {exc}") from None
     deadline = _wait_seconds(wait_healthy)
+    output, extra = _destinations(outputs or [], renderers.items)
 
     from pipectl.files import refuse_symlink
 
-    for target in (output, *((junit, sarif) if ci else ())):
+    for target in (output, *extra, *((junit, sarif) if ci else ())):
         if target is not None:
             refuse_symlink(target)  # bad input, before anything runs or is journaled
     cfg = load(config)
@@ -95,9 +99,41 @@ def doctor(
     write(renderers.items[format](result, options), output)
     if output is not None:
         note(f"report written to {output}")
+    for path, name in extra.items():
+        write(renderers.items[name](result, RenderOptions(show_all=show_all)), path)
+        note(f"{name} report written to {path}")
     if ci:
         _ci_outputs(result, renderers.items, junit, sarif)
     return exit_code(result.findings, threshold or cfg.doctor.fail_on)
+
+
+def _destinations(specs: list[str], formats) -> tuple[Path | None, dict[Path, str]]:
+    """`--output-file` values: at most one plain PATH (for `-o`'s format), and FORMAT=PATH files beside it.
+
+    `name=...` is a format only when `name` is one (a file called `a=b.txt` stays a file)."""
+    from pipectl.errors import UsageError
+
+    plain: list[Path] = []
+    extra: dict[Path, str] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if sep and name in formats:
+            if not path:
+                raise UsageError(f"--output-file {spec}: give a file after '=', e.g. {name}=report.{name}")
+            target = Path(path)
+            if target in extra:
+                raise UsageError(f"--output-file: {target} is named twice")
+            extra[target] = name
+        elif spec:
+            plain.append(Path(spec))
+        else:
+            raise UsageError("--output-file: give a file name")
+    if len(plain) > 1:
+        raise UsageError(f"--output-file: {len(plain)} files without a format ({', '.join(map(str, plain))}); "
+                         "name the others' formats, e.g. --output-file json=report.json")
+    if plain and plain[0] in extra:
+        raise UsageError(f"--output-file: {plain[0]} is named twice")
+    return (plain[0] if plain else None), extra
 
 
 def _wait_seconds(text: str | None) -> float | None:

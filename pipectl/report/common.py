@@ -15,7 +15,17 @@ def display_order(findings: list[Finding]) -> list[Finding]:
 def summary_line(result: DoctorResult) -> str:
     counts = result.counts()
     parts = [f"{counts[s.value]} {s.value}" for s in STATUS_ORDER if counts[s.value]]
-    return f"{len(result.findings)} findings: " + (", ".join(parts) or "none") + f" in {result.duration_s:.1f}s"
+    parts += [f"{counts['suppressed']} suppressed"] if counts["suppressed"] else []
+    total = len(result.findings) + len(result.suppressed)
+    return f"{total} findings: " + (", ".join(parts) or "none") + f" in {result.duration_s:.1f}s"
+
+
+def suppressed_text(finding: Finding) -> str:
+    """Why a finding is not counted, in the same words in every format: owner, last day, reason."""
+    entry = finding.suppression
+    if entry is None:
+        return ""
+    return f"suppressed by {entry.owner} until {entry.expires.isoformat()}: {entry.reason}"
 
 
 def evidence_text(finding: Finding) -> str:

@@ -16,7 +16,7 @@ def to_dict(result: DoctorResult) -> dict:
         "pipeline": result.pipeline,
         "started_at": result.started_at.isoformat(),
         "duration_s": round(result.duration_s, 3),
-        "findings": [f.as_dict() for f in result.findings],
+        "findings": [f.as_dict() for f in (*result.findings, *result.suppressed)],
         "summary": result.counts(),
     }
 

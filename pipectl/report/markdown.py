@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pipectl.interface import RenderOptions
 from pipectl.model import DoctorResult, Finding, Status
-from pipectl.report.common import display_order, summary_line
+from pipectl.report.common import display_order, summary_line, suppressed_text
 
 _NOT_OK = (Status.FAIL, Status.ERROR, Status.WARN)
 
@@ -31,6 +31,10 @@ def render(result: DoctorResult, options: RenderOptions = RenderOptions()) -> st
         lines += ["", "## Root Causes", ""]
         for number, cause in enumerate(causes, 1):
             lines += _section(number, cause, result)
+    if result.suppressed:
+        lines += ["## Suppressed findings", ""]
+        lines += [f"- `{f.id}` ({f.status.value}, {f.severity.value}): {f.summary} — {suppressed_text(f)}"
+                  for f in display_order(list(result.suppressed))] + [""]
     healthy = [f for f in result.findings if f.status is Status.OK]
     if healthy:
         lines += ["## Checks that passed", ""] + [f"- `{f.id}`: {f.summary}" for f in healthy] + [""]

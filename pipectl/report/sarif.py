@@ -14,6 +14,7 @@ _LEVEL = {Severity.P0: "error", Severity.P1: "error", Severity.P2: "warning"}
 
 def render(result: DoctorResult, options: RenderOptions = RenderOptions()) -> str:
     shown = [f for f in result.findings if f.status in (Status.FAIL, Status.ERROR, Status.WARN)]
+    shown += result.suppressed
     rules = sorted({f.check for f in shown})
     results = []
     for finding in shown:
@@ -26,6 +27,10 @@ def render(result: DoctorResult, options: RenderOptions = RenderOptions()) -> st
                            "caused_by": list(finding.caused_by)},
             "partialFingerprints": {"pipectl/v1": finding.id},
         }
+        if finding.suppression is not None:
+            entry["suppressions"] = [{
+                "kind": "external", "status": "accepted", "justification": finding.suppression.reason,
+                "properties": finding.suppression.as_dict()}]
         path = finding.evidence.get("file")
         if isinstance(path, str):
             region = {"startLine": finding.evidence["line"]} if isinstance(finding.evidence.get("line"), int) else {}

@@ -10,7 +10,7 @@ from rich.tree import Tree
 
 from pipectl.interface import RenderOptions
 from pipectl.model import DoctorResult, Finding, Status
-from pipectl.report.common import display_order, evidence_text, summary_line
+from pipectl.report.common import display_order, evidence_text, summary_line, suppressed_text
 
 _STYLE = {
     Status.OK: ("✓", "green"),
@@ -44,6 +44,10 @@ def render(result: DoctorResult, options: RenderOptions = RenderOptions()) -> st
             mark, style = _STYLE[Status.OK if "passed" in line else Status.SKIPPED]
             label = "OK" if "passed" in line else "SKIPPED"
             tree.add(Text.assemble((f"{mark} {label:<7}", style), (f" {component}", "bold"), f"  {line}"))
+    for finding in display_order(list(result.suppressed)):
+        tree.add(Text.assemble(("⊘ SUPPRESSED", "dim"), (f" {finding.status.value.upper()} {finding.severity.value}",
+                               "dim"), (f" {finding.id}", "bold"), f"  {finding.summary}",
+                               (f"  ({suppressed_text(finding)})", "dim")))
     console.print(tree)
     console.print(Text(summary_line(result), style="bold"))
     return buffer.getvalue()
