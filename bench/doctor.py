@@ -1,21 +1,26 @@
-"""Wall time of `pipectl doctor` against a healthy sandbox (target ≤ 1.5 s).
+"""Wall time of `pipectl doctor` on a healthy sandbox, side by side with `prefect deployment inspect`.
 
     python bench/doctor.py [--runs 7] [--config PATH]
 
-Without --config it brings a sandbox up in a temporary folder and takes it down afterwards. It prints the
-median of whole-process runs (`pipectl doctor --format json`, interpreter start-up included) and of the
-checks alone (in-process, after the first run warmed the imports), plus the slowest check.
+Without --config it brings a sandbox up in a temporary folder and takes it down afterwards. The two
+commands run alternately (so a busy machine slows both alike); it prints the median wall and CPU time and
+the peak RSS of each whole process (interpreter start-up included), doctor's ratio to the anchor, and the
+checks alone in-process (after a first run warmed the imports). Targets (issue 14): doctor ≤ 0.7× the
+anchor, ≤ 1.0 s on a quiet machine, peak RSS ≤ 150 MiB.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 
@@ -38,20 +43,45 @@ def sandbox_config(config: str | None):
             stack.down(layout)
 
 
+def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int]:
+    """(wall s, CPU s, peak RSS MiB, exit code) of one whole process, from the kernel's own accounting."""
+    started = time.perf_counter()
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, child.returncode
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--config")
     args = parser.parse_args()
     with sandbox_config(args.config) as config:
-        argv = [sys.executable, "-m", "pipectl", "doctor", "--config", str(config), "--format", "json",
-                "--no-journal"]
-        walls, codes = [], set()
+        settings = tomllib.loads(config.read_text())
+        deployment = settings["prefect"]["deployments"][0]["name"]
+        env = {**os.environ, "PREFECT_API_URL": settings["prefect"]["api_url"]}
+        prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
+        commands = {
+            "pipectl doctor": [sys.executable, "-m", "pipectl", "doctor", "--config", str(config), "--format",
+                               "json", "--no-journal"],
+            "prefect deployment inspect": [prefect, "deployment", "inspect", deployment],
+        }
+        samples: dict[str, list[tuple[float, float, float, int]]] = {label: [] for label in commands}
         for _ in range(args.runs):
-            started = time.perf_counter()
-            codes.add(subprocess.run(argv, capture_output=True, check=False).returncode)
-            walls.append(time.perf_counter() - started)
-        print(f"pipectl doctor (proc)  {statistics.median(walls):7.2f} s  median of {args.runs}, exit codes {codes}")
+            for label, argv in commands.items():
+                samples[label].append(measure(argv, env))
+        medians = {}
+        for label, rows in samples.items():
+            wall, cpu = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
+            rss, codes = max(r[2] for r in rows), sorted({r[3] for r in rows})
+            medians[label] = wall
+            print(f"{label:<28} {wall:6.2f} s wall  {cpu:5.2f} s CPU  {rss:5.0f} MiB peak  "
+                  f"median of {args.runs}, exit codes {codes}")
+        ratio = medians["pipectl doctor"] / medians["prefect deployment inspect"]
+        print(f"doctor / inspect             {ratio:6.2f}×     target ≤ 0.70×; doctor target ≤ 1.00 s on a quiet "
+              f"machine, peak RSS ≤ 150 MiB")
 
         from pipectl.config_load import environment, load_config
         from pipectl.interface import Context
@@ -63,7 +93,7 @@ def main() -> None:
         checks = list(load_checks().items.values())
         run_checks(checks, ctx)  # warm imports
         durations = [run_checks(checks, ctx).duration_s for _ in range(args.runs)]
-        print(f"checks in-process      {statistics.median(durations):7.2f} s  median of {args.runs}, "
+        print(f"checks in-process            {statistics.median(durations):6.2f} s  median of {args.runs}, "
               f"{len(checks)} checks")
 
 

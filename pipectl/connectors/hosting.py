@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Self
 
-from pipectl.connectors.http import safe_url
+from pipectl.connectors.http import safe_url, tls_context
 from pipectl.deadline import waiting_on
 from pipectl.durations import whole_seconds
 from pipectl.errors import ConnectorError, NotFound, Unauthorized, Unreachable, UsageError
@@ -141,7 +141,7 @@ class Provider(ABC):
         try:
             if self._client is None:
                 self._client = httpx.Client(
-                    base_url=self.api_url, timeout=self.timeout, follow_redirects=False,
+                    base_url=self.api_url, timeout=self.timeout, follow_redirects=False, verify=tls_context(),
                     headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json",
                              "User-Agent": "pipectl"})
             with waiting_on(where, f"{method} {path}"):

@@ -23,7 +23,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from pipectl.connectors.http import safe_url
+from pipectl.connectors.http import safe_url, tls_context
 from pipectl.deadline import waiting_on
 from pipectl.durations import whole_seconds
 from pipectl.errors import ConnectorError, NotFound, PipectlError, Unauthorized, Unreachable, UsageError
@@ -257,7 +257,8 @@ def call(
         headers["Authorization"] = f"Bearer {api_key}"
 
     async def main() -> T:
-        async with httpx.AsyncClient(base_url=api_url.rstrip("/"), headers=headers, timeout=timeout) as client:
+        async with httpx.AsyncClient(base_url=api_url.rstrip("/"), headers=headers, timeout=timeout,
+                                     verify=tls_context()) as client:
             return await fn(Conversation(client, where, what, timeout, carries_secret, api_key))
 
     try:
