@@ -106,6 +106,23 @@ class Redactor:
                     self._protected.add(text)
                     self._protect_re = None
 
+    def export(self) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+        """What this redactor masks and protects, for `merge` in another process of the same run."""
+        with self._lock:
+            return frozenset(self._grams), frozenset(self._words), frozenset(self._protected)
+
+    def merge(self, state: tuple[frozenset[str], frozenset[str], frozenset[str]]) -> None:
+        """Mask and protect, in addition, what another redactor of this run did (see `export`)."""
+        grams, words, protected = state
+        with self._lock:
+            self._grams |= grams
+            if not words <= self._words:
+                self._words |= words
+                self._word_re = None
+            if not protected <= self._protected:
+                self._protected |= protected
+                self._protect_re = None
+
     @property
     def active(self) -> bool:
         """Whether any secret is registered (URL passwords are masked all the same)."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pipectl import suppressions
+from pipectl import spread, suppressions
 from pipectl.deadline import retry_advice, track, waiting_for
 from pipectl.durations import whole_seconds
 from pipectl.errors import PipectlError, Unauthorized, UsageError
@@ -35,9 +35,13 @@ def run_checks(checks: Iterable[type[Check]], ctx: Context, pipeline: str = "") 
     started_at = datetime.now(UTC)
     clock = time.monotonic()
     instances = [cls() for cls in checks]
-    _import_libraries(instances, ctx)
-    # the checks' deadlines start only now: slow imports on a busy machine are not a slow system
-    per_check = asyncio.run(_gather(instances, ctx))
+    halves = spread.split(instances)
+    if halves is None:
+        per_check = _run_group(instances, ctx)
+    else:
+        groups = spread.run_split(*halves, lambda group: _run_group(group, ctx), ctx.timeout)
+        by_check = dict(zip([*halves[0], *halves[1]], groups, strict=True))
+        per_check = [by_check[check] for check in instances]  # the order of a one-process run
     findings = link_findings([f for group in per_check for f in group])
     active, suppressed = suppressions.apply(findings, ctx.config.suppressions, suppressions.today())
     return DoctorResult(
@@ -47,6 +51,13 @@ def run_checks(checks: Iterable[type[Check]], ctx: Context, pipeline: str = "") 
         findings=tuple(active),
         suppressed=tuple(suppressed),
     )
+
+
+def _run_group(checks: Sequence[Check], ctx: Context) -> list[list[Finding]]:
+    """Import what the checks need, then run them all at once; one list of findings per check."""
+    _import_libraries(checks, ctx)
+    # the checks' deadlines start only now: slow imports on a busy machine are not a slow system
+    return asyncio.run(_gather(list(checks), ctx))
 
 
 async def _gather(checks: list[Check], ctx: Context) -> list[list[Finding]]:
@@ -78,7 +89,7 @@ async def run_one(check: Check, ctx: Context) -> list[Finding]:
         return [check.error(f"check crashed: {type(exc).__name__}: {exc}")]
 
 
-def _import_libraries(checks: list[Check], ctx: Context) -> None:
+def _import_libraries(checks: Sequence[Check], ctx: Context) -> None:
     """Import what the applicable checks' connectors need, once, before any deadline runs."""
     import importlib
 

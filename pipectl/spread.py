@@ -1,0 +1,117 @@
+"""Spreading one doctor run over two processes, so its CPU-bound part uses both cores of a small machine.
+
+A doctor run is mostly CPU spent importing client libraries (boto3, psycopg, modal, httpx), and threads
+cannot overlap imports (the GIL). So, when it is safe, the runner forks once: the child imports and runs the
+checks that need AWS, Postgres or nothing but local files, while the parent imports and runs the ones that
+talk HTTP and gRPC (Prefect, Modal, the hosting platforms). The child sends back its findings and what its
+checks handed to the redactor (a secret a child's check found must be masked in what the parent prints).
+
+It is only done from a process with no other thread (a fork copies one thread and every lock as it was),
+where fork exists, and when both sides have work; otherwise everything runs in this process, as before.
+`PIPECTL_ONE_PROCESS=1` turns it off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import select
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+
+from pipectl.interface import Check
+from pipectl.model import Finding
+from pipectl.redact import redactor
+
+_log = logging.getLogger("pipectl.spread")
+
+CHILD_LIBRARIES = frozenset({"boto3", "psycopg"})
+"""Checks needing one of these, or no client library at all, run in the child."""
+_GRACE = 30.0
+"""Seconds, beyond the checks' own timeout, the parent waits for the child (its imports take time too)."""
+
+RunGroup = Callable[[Sequence[Check]], list[list[Finding]]]
+
+
+def split(checks: Sequence[Check]) -> tuple[list[Check], list[Check]] | None:
+    """(checks for the parent, checks for the child), or None when this run stays in one process."""
+    if os.environ.get("PIPECTL_ONE_PROCESS") or not hasattr(os, "fork") or threading.active_count() > 1:
+        return None
+    child = [c for c in checks if not c.libraries or CHILD_LIBRARIES & set(c.libraries)]
+    parent = [c for c in checks if c not in child]
+    return (parent, child) if parent and child else None
+
+
+def run_split(parent: Sequence[Check], child: Sequence[Check], run_group: RunGroup, timeout: float
+              ) -> list[list[Finding]]:
+    """Findings per check, in the order parent + child; the child's checks run in a forked process."""
+    _log.info("running %s in a second process", ", ".join(c.id for c in child))
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; its findings are what the tests look at
+        os.close(read_end)
+        _child(child, run_group, write_end)
+    os.close(write_end)
+    try:
+        mine = run_group(parent)
+        theirs = _collect(read_end, pid, child, time.monotonic() + timeout + _GRACE)
+    finally:
+        os.close(read_end)
+    return mine + theirs
+
+
+def _child(checks: Sequence[Check], run_group: RunGroup, write_end: int) -> None:
+    """Run `checks`, send (findings, redactor state) down the pipe, and leave without running any cleanup
+    of the parent's (no atexit, no buffered output of the parent's written twice)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the parent speaks for the run
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        payload = pickle.dumps(("ok", [[_wire(f) for f in group] for group in run_group(checks)],
+                                redactor.export()))
+    except BaseException as exc:  # noqa: BLE001 - reported by the parent as ERROR findings
+        payload = pickle.dumps(("crashed", f"{type(exc).__name__}: {redactor(str(exc))}", redactor.export()))
+    try:
+        with os.fdopen(write_end, "wb") as pipe:
+            pipe.write(payload)
+    finally:
+        os._exit(0)
+
+
+def _collect(read_end: int, pid: int, checks: Sequence[Check], deadline: float) -> list[list[Finding]]:
+    """The child's findings; ERROR findings for all its checks when it dies, garbles or outlives the deadline."""
+    chunks: list[bytes] = []
+    while True:
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([read_end], [], [], max(0.0, left))
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return _errors(checks, "did not finish (the process running it was stopped)")
+        chunk = os.read(read_end, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.waitpid(pid, 0)
+    try:
+        status, body, state = pickle.loads(b"".join(chunks))
+    except Exception:  # noqa: BLE001 - a child killed mid-write leaves a truncated payload
+        return _errors(checks, "crashed: the process running it ended without an answer")
+    redactor.merge(state)  # before any finding of the child can be printed
+    if status != "ok":
+        return _errors(checks, f"crashed: {body}")
+    return [[Finding(**item) for item in group] for group in body]
+
+
+def _wire(finding: Finding) -> dict:
+    """A finding as plain picklable values (its evidence is a read-only mapping proxy)."""
+    values = {f.name: getattr(finding, f.name) for f in fields(finding)}
+    values["evidence"] = dict(finding.evidence)
+    return values
+
+
+def _errors(checks: Sequence[Check], what: str) -> list[list[Finding]]:
+    return [[check.error(f"check {what}", impact="Could not tell whether this part works.")] for check in checks]
