@@ -29,8 +29,10 @@ from pipectl.cli import (
     reset,
     serve,
     trace,
+    watch,
 )
 from pipectl.cli.common import GLOBAL, remember_invocation
+from pipectl.cli.help_format import tidy
 from pipectl.cli.playbook import playbook_app
 from pipectl.cli.playbook import run as run_playbook
 from pipectl.cli.sandbox import sandbox_app
@@ -80,6 +82,7 @@ app.command(name="undo")(history.undo)
 app.command(name="trace")(trace.trace)
 app.command(name="probe")(probe.probe)
 app.command(name="serve")(serve.serve)
+app.add_typer(watch.watch_app, name="watch")
 
 
 @app.command()
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         register_arguments(sys.argv[1:] if argv is None else argv)
     try:
         with _sigterm_interrupts():
-            result = app(args=argv, prog_name="pipectl", standalone_mode=False)
+            result = tidy(typer.main.get_command(app))(args=argv, prog_name="pipectl", standalone_mode=False)
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:

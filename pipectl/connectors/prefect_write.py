@@ -122,13 +122,17 @@ def create_deployment(
     tags: list[str] | None = None,
     description: str | None = None,
     replace: bool = False,
+    schedule_every: float | None = None,
+    concurrency_limit: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> str:
     """Register a deployment that is missing; returns its id.
 
     The code comes from `path` (a directory on the worker's machine: a set_working_directory pull
-    step) or from explicit `pull_steps` (e.g. a git_clone step). Without `parameter_schema` the
-    server does not enforce parameters. Refuses to touch an existing deployment unless `replace`.
+    step) or from explicit `pull_steps` (e.g. a git_clone step; none for a module-path entrypoint of an
+    installed package). Without `parameter_schema` the server does not enforce parameters. Refuses to
+    touch an existing deployment unless `replace` (the server then replaces its schedules too).
+    `schedule_every` (seconds) gives it one interval schedule; `concurrency_limit` caps its runs at once.
     """
     if (path is None) == (pull_steps is None):
         raise UsageError("create_deployment needs exactly one of path or pull_steps")
@@ -148,6 +152,15 @@ def create_deployment(
         if existing is not None and not replace:
             raise ConnectorError(f"deployment {full_name} already exists (id {existing.id}); not replacing it")
         flow_id = await client.create_flow_from_name(flow_name)
+        schedules = None
+        if schedule_every is not None:
+            from datetime import timedelta
+
+            from prefect.client.schemas.actions import DeploymentScheduleCreate
+            from prefect.client.schemas.schedules import IntervalSchedule
+
+            interval = IntervalSchedule(interval=timedelta(seconds=schedule_every))
+            schedules = [DeploymentScheduleCreate(schedule=interval, active=True)]
         deployment_id = await client.create_deployment(
             flow_id,
             name,
@@ -161,6 +174,8 @@ def create_deployment(
             enforce_parameter_schema=parameter_schema is not None,
             tags=list(tags or []),
             description=description,
+            schedules=schedules,
+            concurrency_limit=concurrency_limit,
         )
         return str(deployment_id)
 

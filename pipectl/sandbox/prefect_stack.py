@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipectl.sandbox.layout import MODAL_APP, MODAL_FUNCTION
 from pipectl.sandbox.prefect_procs import (  # noqa: F401 - re-exported: the processes live there
     SERVER,
     WORKER,
@@ -41,6 +42,9 @@ SECRET_TOKEN_SECRET = "modal-token-secret"
 # job variables its base job template does not declare (pip_packages is a managed-pool variable).
 EXTRA_JOB_VARIABLES: dict[str, Any] = {"pip_packages": ["modal>=1.0", "psycopg[binary]>=3.1"]}
 EXTRA_ENV = {"LOG_LEVEL": "INFO"}
+ORCHESTRATOR_ENV = {"MODAL_APP": MODAL_APP, "MODAL_FUNCTION": MODAL_FUNCTION}
+"""Which Modal function the orchestrator spawns, named in its env as teams do (and `pipectl init` reads);
+the incident lost the tokens, not these."""
 
 
 def healthy_job_variables() -> dict[str, Any]:
@@ -49,6 +53,7 @@ def healthy_job_variables() -> dict[str, Any]:
         "env": {
             "MODAL_TOKEN_ID": "{{ prefect.blocks.secret.%s }}" % SECRET_TOKEN_ID,
             "MODAL_TOKEN_SECRET": "{{ prefect.blocks.secret.%s }}" % SECRET_TOKEN_SECRET,
+            **ORCHESTRATOR_ENV,
             **EXTRA_ENV,
         },
         **EXTRA_JOB_VARIABLES,
@@ -57,7 +62,7 @@ def healthy_job_variables() -> dict[str, Any]:
 
 def broken_job_variables() -> dict[str, Any]:
     """The incident's job variables: no MODAL_TOKEN_* in env."""
-    return {"env": dict(EXTRA_ENV), **EXTRA_JOB_VARIABLES}
+    return {"env": {**ORCHESTRATOR_ENV, **EXTRA_ENV}, **EXTRA_JOB_VARIABLES}
 
 
 # ---------------------------------------------------------------- client plumbing
