@@ -39,8 +39,10 @@ def isolated_home(tmp_path_factory, monkeypatch):
 
 @pytest.fixture
 def run_cli(monkeypatch):
-    """Run `pipectl ARGS` in-process; returns (exit code, stdout, stderr) as the user would see them."""
+    """Run `pipectl ARGS` in-process; returns (exit code, stdout, stderr) as the user would see them. A JSON
+    output that docs/report.schema.json rejects fails the test (tests/schema_check.py)."""
     from pipectl.cli import main
+    from tests.schema_check import check_json_output
 
     def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
         import io
@@ -57,6 +59,7 @@ def run_cli(monkeypatch):
         finally:
             monkeypatch.setattr(sys, "stdout", sys.__stdout__)
             monkeypatch.setattr(sys, "stderr", sys.__stderr__)
+        check_json_output(args, out.getvalue())  # every JSON output must match docs/report.schema.json
         return code, out.getvalue(), err.getvalue()
 
     return run
