@@ -106,9 +106,17 @@ def table_of(config: PipelineConfig) -> StateTable:
     raise UsageError(f"[probe] table {name}: not a configured [[state_tables]] entry")
 
 
+def entry_table(config: PipelineConfig) -> StateTable:
+    """The probe's state table, once the config names a way in: bad input otherwise, for a dry run too."""
+    table = table_of(config)
+    if not config.probe.url and not config.probe.insert:
+        raise UsageError("[probe]: give `url` (an HTTP entry point) or `insert` (columns of a row to insert)")
+    return table
+
+
 def writes(config: PipelineConfig) -> list[str]:
     """Exactly what a probe writes, for the plan shown before it runs and for the README."""
-    probe, table = config.probe, table_of(config)
+    probe, table = config.probe, entry_table(config)
     entry = (f"{probe.method} {_safe(probe.url)} with a body marked pipectl-probe-<hex>" if probe.url
              else f"INSERT one row into {table.table} marked pipectl-probe-<hex>")
     done = ("deletes its row, the flow runs that name it and its dead-lettered messages" if probe.cleanup
@@ -121,9 +129,7 @@ def run_probe(config: PipelineConfig, environ: Mapping[str, str], *, timeout: fl
               progress: Callable[[str], None] = lambda text: None, known: list[Finding] | None = None) -> ProbeResult:
     """Send, follow, explain, clean up. Never raises for what the pipeline does; bad config is UsageError.
     `known`: findings of a doctor run just made, used as the hops' causes instead of running checks again."""
-    table = table_of(config)
-    if not config.probe.url and not config.probe.insert:
-        raise UsageError("[probe]: give `url` (an HTTP entry point) or `insert` (columns of a row to insert)")
+    table = entry_table(config)
     started, marker = time.monotonic(), f"pipectl-probe-{secrets.token_hex(4)}"
     hops = [Hop(name, title) for name, title in HOPS]
     result = ProbeResult(marker, None, hops)

@@ -94,3 +94,11 @@ def test_doctor_probe_adds_the_probe_as_a_finding(sandbox, run_cli):
     findings = {f["id"]: f for f in json.loads(out)["findings"]}
     assert code == 0, err
     assert findings["pipeline.probe"]["status"] == "ok"
+
+
+def test_a_probe_with_no_way_in_is_bad_input_for_a_dry_run_too(write_config, run_cli):
+    path = write_config('[database]\ndsn = "env:DATABASE_URL"\n[[state_tables]]\ntable = "jobs"\n'
+                        '[probe]\nfinal_status = ["completed"]\n')
+    for extra in (["--dry-run"], ["--yes"]):
+        code, out, err = run_cli("--config", str(path), "probe", *extra)
+        assert code == 2 and "give `url`" in err and "INSERT" not in err and "Traceback" not in err
