@@ -39,11 +39,11 @@ def test_every_help_shows_words_not_python_types(run_cli, path, command):
 
 def test_doctor_help_names_what_each_option_takes(run_cli):
     _, out, _ = run_cli("doctor", "--help")
-    rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│ --")}
+    rows = {line.split()[0].rstrip(","): line for line in out.splitlines() if line.strip().startswith("-")}
     assert "SECONDS" in rows["--timeout"] and "P0|P1|P2" in rows["--fail-on"] and "CHECKS" in rows["--only"]
-    assert "PATH" in rows["--output-file"] and "FORMAT" in rows["--output,--format"]
+    assert "PATH" in rows["--output-file"] and "FORMAT" in rows["-o"]
     assert "DURATION" in rows["--wait-healthy"]  # its own metavar is kept
-    assert rows["--no-journal"].split()[:3] == ["│", "--no-journal", "Do"]  # a flag takes nothing
+    assert rows["--no-journal"].split()[:2] == ["--no-journal", "Do"]  # a flag takes nothing
 
 
 def test_arguments_are_named_in_capitals_in_usage_and_errors(run_cli):

@@ -4,9 +4,9 @@ Typer from 0.2x on prints an option's Python type (`<bool>`, `<str>`, `<list[str
 printed a metavar, and renders help texts as Rich markup, so `[[services]]` shows as `[]`. Rather than
 repeating a metavar and an escape in every command file, `tidy(command)` walks the click command that
 `typer.main.get_command` builds, once per invocation, and gives every parameter that has no metavar of its
-own one that says what to type, in words the commands already use. It takes about 2 ms of the ~400 ms
-`pipectl --help` takes and imports nothing heavy, so start-up stays fast. Typer releases that still print click's metavars (and
-have no `type_descriptor`) are left alone.
+own one that says what to type, in words the commands already use. It takes about 2 ms and imports
+nothing heavy, so start-up stays fast; help is laid out by click, not Rich (see `PLAIN`). Typer releases
+that still print click's metavars (and have no `type_descriptor`) are left alone.
 """
 
 from __future__ import annotations
@@ -45,6 +45,11 @@ METAVARS_BY_NAME = {
 TIME_OPTIONS = frozenset({"timeout", "wait", "older_than", "interval"})
 """Options that take a time: a number of SECONDS, or a DURATION such as `10m` when they take text."""
 
+PLAIN = None
+"""Typer's markup mode for every command: None is click's own help layout. Rich's boxes cost more start-up
+than everything else `pipectl --help` does (importing rich's markdown, traceback and table modules: ~0.1 s
+of CPU, 2.5× the rest), and `--help` is typed in a hurry; set "rich" here to have them back."""
+
 TYPE_WORDS = {str: "TEXT", int: "INTEGER", float: "NUMBER", bool: "BOOLEAN"}
 
 _MARKUP_TAG = re.compile(r"(?<!\\)\[(?=[a-z#/@][^\[]*?\])")
@@ -57,6 +62,8 @@ def tidy(command: Any, parent_context: Any = None) -> Any:
 
     The help option (`-h`, `--help`) is made here, as click would make it on first use, with the same
     names the command's context would give it, so that it too loses its `<bool>`."""
+    if hasattr(command, "rich_markup_mode"):
+        command.rich_markup_mode = PLAIN
     context = command.context_class(command, parent=parent_context, info_name=command.name,
                                     **command.context_settings)
     rich = getattr(command, "rich_markup_mode", None) == "rich"

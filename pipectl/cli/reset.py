@@ -21,7 +21,7 @@ def reset(
     step: Annotated[str | None, typer.Option(
         "--step", help="Only rows of this value of the table's first group_by column (e.g. step_name).")] = None,
     table: Annotated[str | None, typer.Option(
-        "--table", help="A \\[\\[state_tables]] entry (default: the only one).")] = None,
+        "--table", help="A [[state_tables]] entry (default: the only one).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Reset at most this many rows (lowest ids first).")] = None,
     batch_size: Annotated[int, typer.Option(
         "--batch-size", help="Rows per transaction; each batch holds its row locks only until it commits.")
