@@ -20,12 +20,17 @@ it, and nothing here turns it into text.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import re
+import sys
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from detect_secrets.__version__ import VERSION as DETECT_SECRETS_VERSION
 from detect_secrets.filters import heuristic
 
 from pipectl.secret_rules import (
@@ -90,6 +95,25 @@ def scannable(path: str) -> bool:
     return not (heuristic.is_non_text_file(path) or heuristic.is_lock_file(path))
 
 
+def variant(path: str) -> str:
+    """All a file's path changes in what `scan_text` reports in its content: "quoted" where an assignment
+    counts only with its value in quotes (source code), "" elsewhere. Same bytes, same variant, same hits."""
+    return "quoted" if os.path.splitext(path)[1].lower() in _QUOTES_REQUIRED else ""
+
+
+@functools.cache
+def rules_version() -> str:
+    """A digest of everything that decides what the scanner reports — this module, the rules, the
+    credential names (`pipectl.secrets`), the URL and DSN password patterns (`pipectl.redact`) and
+    detect-secrets' version — so results remembered by an older scanner are never taken for this one's."""
+    from pipectl import redact, secret_rules, secrets
+
+    digest = hashlib.sha256(f"detect-secrets {DETECT_SECRETS_VERSION}".encode())
+    for module in (sys.modules[__name__], secret_rules, secrets, redact):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()[:32]
+
+
 def scan_text(path: str, text: str, commit: str | None = None) -> list[Hit]:
     """Every hit in a whole file (the working tree copy); line numbers start at 1."""
     if not might_contain_secret(text):
@@ -107,7 +131,7 @@ def scan_lines(path: str, lines: Iterable[tuple[int, str]], commit: str | None =
     """Every hit in these numbered lines of one file (all of it, or the lines one commit added)."""
     numbered: Sequence[tuple[int, str]] = lines if isinstance(lines, Sequence) else list(lines)
     hits: list[Hit] = []
-    quotes_required = os.path.splitext(path)[1].lower() in _QUOTES_REQUIRED
+    quotes_required = variant(path) == "quoted"
     for index, found in sorted(_triggered_lines(numbered).items()):
         number, line = numbered[index]
         line = line[:MAX_LINE]

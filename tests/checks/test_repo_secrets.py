@@ -12,8 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from pipectl.checks.repo_secrets import RepoSecrets
+
 from pipectl.config import ConfigSource, PipelineConfig
 from pipectl.interface import Context
 from pipectl.model import DoctorResult, Status
@@ -312,7 +312,7 @@ def test_an_unreadable_object_is_reported_and_the_rest_of_the_history_still_scan
             {"old.env": f"MODAL_TOKEN_SECRET={MODAL_SECRET}\n"},
             {"notes.txt": "nothing to see\n"},
             {"new.env": f"MODAL_TOKEN_ID={MODAL_ID}\n"},
-            {"old.env": None},
+            {"old.env": None, "notes.txt": None},  # a working-tree copy would be read instead of the blob
         ],
     )
     blob = git(repo, "rev-parse", "HEAD~1:notes.txt").strip()
@@ -335,7 +335,8 @@ def test_an_unreadable_object_is_reported_and_the_rest_of_the_history_still_scan
 
 
 def test_an_unreadable_object_in_a_clean_repository_is_no_clean_bill(tmp_path):
-    repo = make_repo(tmp_path, [{"app.py": CODE}, {"notes.txt": "nothing to see\n"}, {"b.txt": "2\n"}])
+    steps = [{"app.py": CODE}, {"notes.txt": "nothing to see\n"}, {"b.txt": "2\n", "notes.txt": None}]
+    repo = make_repo(tmp_path, steps)  # no working-tree copy of notes.txt: its blob must be read
     blob = git(repo, "rev-parse", "HEAD~1:notes.txt").strip()
     (repo / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
     assert outcome(doctor(repo)) == [("(unreadable git objects)", "warn", None, None)]
@@ -365,3 +366,18 @@ def test_an_unreadable_tree_skips_its_commit_and_still_counts_the_leak_as_commit
         ("(unreadable git objects)", "warn", None, None),
     ]
     assert result.findings[-1].evidence["objects"] == [tree]
+
+
+def test_a_leak_in_the_commit_an_unreadable_blob_cuts_short_is_still_found(tmp_path):
+    """git stops that commit's diff at the blob it cannot read: the files it showed before are reported."""
+    repo = make_repo(tmp_path, [{"a.env": f"MODAL_TOKEN_SECRET={MODAL_SECRET}\n", "b.txt": "notes\n"},
+                                {"a.env": None, "b.txt": None}])  # fmt: skip
+    blob = git(repo, "rev-parse", "HEAD~1:b.txt").strip()
+    (repo / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
+    result = doctor(repo)
+    assert outcome(result) == [
+        ("a.env", "fail", False, True),
+        ("(unreadable git objects)", "warn", None, None),
+    ]
+    assert result.findings[-1].evidence["objects"] == [blob]
+    assert_nothing_leaks(result)
