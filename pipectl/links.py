@@ -21,6 +21,8 @@ class Link:
     """Evidence the symptom must have for the link to apply."""
     cause_subjects: tuple[str, ...] = ()
     """For causes that cover several components (credentials.present), the subjects that count."""
+    cause_when: Mapping[str, str] = field(default_factory=dict)
+    """Evidence a cause must have to count."""
 
 
 _CREDENTIALS = "credentials.present"
@@ -45,6 +47,11 @@ LINKS: tuple[Link, ...] = (
     Link("sqs.queue", (_CREDENTIALS,), cause_subjects=("aws", "sqs")),
     Link("sqs.dlq", (_CREDENTIALS,), cause_subjects=("aws", "sqs")),
     Link("prefect.deployment", ("prefect.work_pool",), when={"problem": "work_pool_missing"}),
+    # a deployment whose concurrency limit is 0: the server refuses its runs, which go Late in a pool whose
+    # worker is fine; a deployment whose slots zombie runs hold
+    Link("prefect.work_pool", ("prefect.deployment",), when={"problem": "late_runs"},
+         cause_when={"problem": "concurrency_zero"}),
+    Link("prefect.deployment", ("prefect.stalled",), when={"problem": "concurrency_full"}),
     # a deleted pool leaves its deployments on no pool: recreate the pool first, then point them back at it
     Link("prefect.deployment", ("prefect.work_pool",), when={"problem": "work_pool_mismatch", "work_pool": "None"}),
     # the hosted services (the second incident): the push endpoint that queues nothing, the subscriber that
@@ -75,9 +82,12 @@ def link_findings(findings: Sequence[Finding], links: Sequence[Link] = LINKS) ->
             for cause in findings:
                 if link.cause_subjects and cause.subject not in link.cause_subjects:
                     continue
-                if cause.check in link.causes and cause.status in _EXPLAINING and cause.id != symptom.id:
-                    if cause.id not in edges[symptom.id] and not _reaches(edges, cause.id, symptom.id):
-                        edges[symptom.id].append(cause.id)
+                if cause.check not in link.causes or cause.status not in _EXPLAINING or cause.id == symptom.id:
+                    continue
+                if not _matches(cause, link.cause_when) or cause.id in edges[symptom.id]:
+                    continue
+                if not _reaches(edges, cause.id, symptom.id):
+                    edges[symptom.id].append(cause.id)
     for node, causes in edges.items():  # keep only the nearest causes: A → B → symptom, not A → symptom too
         edges[node] = [c for c in causes if not any(o != c and _reaches(edges, o, c) for o in causes)]
     return [replace(f, caused_by=tuple(edges[f.id])) if edges[f.id] != list(f.caused_by) else f for f in findings]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pipectl.sandbox import stack
-from pipectl.sandbox.layout import ROWS
+from pipectl.sandbox.layout import ORCHESTRATOR, ROWS
 from pipectl.sandbox.scenarios import SCENARIOS
 from tests.conftest import default_signals
 
@@ -85,13 +85,14 @@ def _run_as_pasted(command: str, cwd: Path, env: dict[str, str], background: lis
         background.append(subprocess.Popen(command, shell=True, cwd=cwd, env={**env, **worker_env},
                                            stdin=subprocess.DEVNULL,
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                           start_new_session=True, preexec_fn=default_signals))
+                                           start_new_session=True,
+                                           preexec_fn=default_signals))  # noqa: PLW1509 - sets two signals only
         return
     controller, terminal = pty.openpty()
     try:
         os.write(controller, b"y\n")
         done = subprocess.run(command, shell=True, cwd=cwd, env=env, stdin=terminal, capture_output=True,
-                              text=True, timeout=300, preexec_fn=default_signals)
+                              text=True, timeout=300, check=False, preexec_fn=default_signals)
     finally:
         os.close(terminal)
         os.close(controller)
@@ -121,8 +122,14 @@ SYMPTOMS = {
     "pool-paused": _STUCK.format("PENDING"),
     "pool-concurrency-zero": _STUCK.format("PENDING"),
     "queue-paused": _STUCK.format("PENDING"),
+    # the worker is fine: the runs the server refuses go Late, and the pool's finding says so
+    "deployment-concurrency-zero": "prefect.work_pool:managed-production",
 }
 """Drill → a symptom that must be reported as caused by the drill's cause."""
+BLOCKED = {
+    "deployment-concurrency-zero": (_STUCK.format("PENDING"), f"prefect.runs:{ORCHESTRATOR}"),
+}
+"""Drill → what it blocks further down: findings that must sit under the drill's cause in the tree."""
 
 HEALED_BY_COMMANDS = [name for name, s in SCENARIOS.items() if not s.needs_person]
 NEEDS_A_PERSON = [name for name, s in SCENARIOS.items() if s.needs_person]
@@ -168,6 +175,8 @@ INCIDENT_PRIORITY = {
     "leaked-credentials": "P1", "subscriber-wrong-queue": "P1", "worker-no-api-url": "P2",
 }
 """The second incident's six breaking points, with the priority its report gave each."""
+PRIORITY = {**INCIDENT_PRIORITY, "deployment-concurrency-zero": "P0"}
+"""Drill → the priority of its cause: a configured deployment that can never run is as bad as a paused one."""
 
 
 def test_every_breaking_point_of_the_second_incident_has_a_drill():
@@ -178,12 +187,25 @@ def _assert_linked(drill: str, findings: dict[str, dict]) -> None:
     """The cause is a root (nothing failing explains it), explains the drill's symptom, and carries the
     incident's priority."""
     cause = SCENARIOS[drill].cause
-    if drill in INCIDENT_PRIORITY:
-        assert findings[cause]["severity"] == INCIDENT_PRIORITY[drill], findings[cause]
+    if drill in PRIORITY:
+        assert findings[cause]["severity"] == PRIORITY[drill], findings[cause]
     assert not any(c in findings and findings[c]["status"] != "ok" for c in findings[cause]["caused_by"])
     if drill in SYMPTOMS:
         symptom = findings[SYMPTOMS[drill]]
         assert symptom["status"] == "fail" and cause in symptom["caused_by"], symptom
+    for blocked in BLOCKED.get(drill, ()):
+        assert findings[blocked]["status"] == "fail" and cause in _causes_of(findings, blocked), findings[blocked]
+
+
+def _causes_of(findings: dict[str, dict], finding_id: str) -> set[str]:
+    """Every finding above this one in the tree: its causes, their causes …"""
+    found, stack = set(), list(findings[finding_id]["caused_by"])
+    while stack:
+        cause = stack.pop()
+        if cause not in found:
+            found.add(cause)
+            stack += findings.get(cause, {}).get("caused_by", [])
+    return found
 
 
 HEAL_ALSO = ["pool-deleted", "zombie-run", "stuck-no-timestamp"]

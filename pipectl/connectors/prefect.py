@@ -45,9 +45,17 @@ class DeploymentInfo:
     parameters: dict[str, Any]
     updated: datetime | None
     parameter_schema: dict[str, Any] = field(default_factory=dict)
-    concurrency_limit: int | None = None
-    """How many of its runs may run at once (None: no limit)."""
     """The flow's parameters as JSON Schema (`parameter_openapi_schema`): names, types, which are required."""
+    concurrency_limit: int | None = None
+    """How many of its runs may run at once (None: no limit; 0: none ever starts)."""
+    concurrency_active: bool = True
+    """Whether that limit is enabled: newer servers (3.9 among them) keep it as a global concurrency limit,
+    which can be disabled (a 3.9.1 server then starts none of the deployment's runs: they wait for a slot)."""
+    concurrency_limit_name: str | None = None
+    """That global concurrency limit's name: `deployment:<id>` for its own, another for a shared one; None
+    on servers that report the limit as a plain number."""
+    concurrency_slots_taken: int | None = None
+    """Slots the limit counts as taken (`active_slots`); None where the server does not say."""
 
     @property
     def full_name(self) -> str:
@@ -115,8 +123,27 @@ def _deployment_info(d: dict[str, Any], flow_name: str) -> DeploymentInfo:
         parameters=d.get("parameters") or {},
         updated=parse_time(d.get("updated")),
         parameter_schema=d.get("parameter_openapi_schema") or {},
-        concurrency_limit=d.get("concurrency_limit"),
+        **_concurrency(d),
     )
+
+
+AWAITING_SLOT = "AwaitingConcurrencySlot"
+"""The name of the SCHEDULED state Prefect gives a run its deployment's concurrency limit holds back (set
+again at every attempt; the run keeps its expected start time and never goes Late)."""
+
+
+def _concurrency(d: dict[str, Any]) -> dict[str, Any]:
+    """The deployment's concurrency limit from either shape: newer servers (3.9 among them) report it as an object,
+    `global_concurrency_limit` (`limit`, `active`, `active_slots`, `name` …), and leave the old
+    `concurrency_limit` null; older servers report only that number."""
+    shared = d.get("global_concurrency_limit")
+    if isinstance(shared, dict) and shared.get("limit") is not None:
+        taken = shared.get("active_slots")
+        return {"concurrency_limit": int(shared["limit"]), "concurrency_active": shared.get("active") is not False,
+                "concurrency_limit_name": shared.get("name"),
+                "concurrency_slots_taken": None if taken is None else int(taken)}
+    limit = d.get("concurrency_limit")
+    return {"concurrency_limit": None if limit is None else int(limit)}
 
 
 def _flow_run_info(r: dict[str, Any]) -> FlowRunInfo:
@@ -243,11 +270,13 @@ def recent_flow_runs(
     timeout: float = DEFAULT_TIMEOUT,
     *,
     state_types: list[str] | tuple[str, ...] | None = None,
+    state_names: list[str] | tuple[str, ...] | None = None,
 ) -> list[FlowRunInfo]:
     """The deployment's latest flow runs, newest (by expected start) first.
 
     `state_types` (e.g. COMPLETED, FAILED, CRASHED) keeps only runs in those states: without it, a
-    scheduled deployment's future runs (created days ahead) fill the whole `limit`.
+    scheduled deployment's future runs (created days ahead) fill the whole `limit`. `state_names` keeps
+    only runs whose state is named so (e.g. AWAITING_SLOT).
     """
     flow_runs: dict[str, Any] = {"deployment_id": {"any_": [str(as_uuid(deployment_id, "deployment"))]}}
     if state_types is not None:
@@ -255,6 +284,8 @@ def recent_flow_runs(
         if unknown:
             raise UsageError(f"unknown flow run state type(s): {', '.join(unknown)}")
         flow_runs["state"] = {"type": {"any_": list(state_types)}}
+    if state_names is not None:
+        flow_runs.setdefault("state", {})["name"] = {"any_": list(state_names)}
     body = {"flow_runs": flow_runs, "sort": "EXPECTED_START_TIME_DESC", "limit": limit, "offset": 0}
 
     async def run(rest: Conversation) -> list[FlowRunInfo]:

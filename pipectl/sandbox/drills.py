@@ -80,6 +80,23 @@ def deployment_paused(layout: Layout, state: SandboxState) -> None:
     prefect_stack.pause_deployment(state.prefect_api_url, ORCHESTRATOR)
 
 
+def deployment_concurrency_zero(layout: Layout, state: SandboxState) -> None:
+    """The orchestrator's concurrency limit set to 0: Prefect's deployment API refuses a 0, so it is set where
+    the UI's Concurrency page and `prefect global-concurrency-limit update` set it, on the deployment's own
+    global concurrency limit (`deployment:<id>`, created by giving it a limit of 1 first). The server then
+    refuses to start any of its runs: they go Late while the worker is fine, and the rows wait."""
+    from prefect.client.schemas.actions import DeploymentUpdate, GlobalConcurrencyLimitUpdate
+
+    async def run(client):
+        deployment = await client.read_deployment_by_name(ORCHESTRATOR)
+        await client.update_deployment(deployment.id, DeploymentUpdate(concurrency_limit=1))
+        await client.update_global_concurrency_limit(f"deployment:{deployment.id}",
+                                                     GlobalConcurrencyLimitUpdate(limit=0))
+
+    with_client(state.prefect_api_url, run)
+    _late_run(state)
+
+
 def deployment_wrong_pool(layout: Layout, state: SandboxState) -> None:
     from prefect.client.schemas.actions import DeploymentUpdate, WorkPoolCreate
 
@@ -105,7 +122,7 @@ def secret_block_newline(layout: Layout, state: SandboxState) -> None:
 
 def secret_block_typo(layout: Layout, state: SandboxState) -> None:
     typo = SECRET_TOKEN_SECRET.replace("secret", "secert")
-    _orchestrator_env(state, MODAL_TOKEN_SECRET="{{ prefect.blocks.secret.%s }}" % typo)
+    _orchestrator_env(state, MODAL_TOKEN_SECRET=f"{{{{ prefect.blocks.secret.{typo} }}}}")
 
 
 def token_in_plain_text(layout: Layout, state: SandboxState) -> None:

@@ -136,7 +136,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("subscriber-no-aws", f"The subscriber ({SUBSCRIBER} on Render) has no AWS keys: it exits at start, "
              "over and over, and queued jobs wait (the second incident, P0).", job_drills.subscriber_no_aws,
              cause=f"service.env:{SUBSCRIBER}"),
-    Scenario("subscriber-wrong-queue", f"The subscriber's SQS_QUEUE_URL names a queue that does not exist: it "
+    Scenario("subscriber-wrong-queue", "The subscriber's SQS_QUEUE_URL names a queue that does not exist: it "
              "receives nothing (the second incident, P1).", job_drills.subscriber_wrong_queue,
              cause=f"service.queue:{SUBSCRIBER}"),
     Scenario("worker-no-api-url", f"The worker service ({WORKER_SERVICE} on Render) lost PREFECT_API_URL: no "
@@ -164,6 +164,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              drills.queue_paused, cause=f"prefect.work_pool:{POOL}"),
     Scenario("deployment-paused", f"{ORCHESTRATOR} is paused: its schedule starts nothing.",
              drills.deployment_paused, cause=f"prefect.deployment:{ORCHESTRATOR}"),
+    Scenario("deployment-concurrency-zero", f"{ORCHESTRATOR}'s concurrency limit is 0: Prefect refuses each of "
+             "its runs, they go Late while the worker is fine, rows stay PENDING.", drills.deployment_concurrency_zero,
+             cause=f"prefect.deployment:{ORCHESTRATOR}"),
     Scenario("deployment-wrong-pool", f"{PROCESS_JOB} was moved to a pool no worker polls.",
              drills.deployment_wrong_pool, cause=f"prefect.deployment:{PROCESS_JOB}"),
     Scenario("pool-deleted", "The work pool was deleted (and its worker stopped with it).", drills.pool_deleted,

@@ -110,6 +110,7 @@ CASES: list[tuple[str | None, list[Expect]]] = [
     (None, [
         *ALL_OK,
         Expect("prefect.api", OK, summary=("answers",)),
+        Expect("prefect.deployment", OK, subject=ORCHESTRATOR, evidence={"concurrency_limit": None}),  # as `up` left it
         Expect("prefect.work_pool", OK, subject=POOL, evidence={"late_runs": 0, "live_workers": ["sandbox-worker"]}),
         Expect("prefect.job_variables", OK, subject=ORCHESTRATOR,
                evidence={"missing": [], "blocks": ["modal-token-id", "modal-token-secret"]}),
@@ -143,6 +144,17 @@ CASES: list[tuple[str | None, list[Expect]]] = [
         Expect("prefect.deployment", OK, subject=PROCESS_JOB),
         Expect("prefect.work_pool", FAIL, Severity.P0, POOL, {"paused": True, "problem": "paused"},
                fix="PREFECT_API_URL=http://127.0.0.1:"),
+    ]),
+    ("deployment-concurrency-zero", [
+        Expect("prefect.deployment", FAIL, Severity.P0, ORCHESTRATOR,
+               {"problem": "concurrency_zero", "concurrency_limit": 0, "concurrency_limit_active": True,
+                "late_runs": 1}, summary=("has a concurrency limit of 0: none of its runs can start", "1 run Late"),
+               fix="PREFECT_API_URL=http://127.0.0.1:"),
+        Expect("prefect.deployment", OK, subject=PROCESS_JOB, evidence={"concurrency_limit": None}),
+        # the worker is fine: the Late runs it cannot start are the deployment's doing
+        Expect("prefect.work_pool", FAIL, Severity.P0, POOL, {"problem": "late_runs"},
+               caused_by=(f"prefect.deployment:{ORCHESTRATOR}",)),
+        Expect("prefect.runs", FAIL, subject=ORCHESTRATOR, evidence={"late": 1}, caused_by=(f"prefect.work_pool:{POOL}",)),
     ]),
     ("missing-modal-creds", [
         Expect("prefect.job_variables", FAIL, Severity.P0, ORCHESTRATOR,
