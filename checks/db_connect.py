@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from pipectl.config import PipelineConfig, StateTable
-from pipectl.connectors import postgres
+from pipectl.connectors import pg_connect, postgres
 from pipectl.deadline import retry_advice
 from pipectl.errors import ConnectorError, NotFound, Unauthorized
 from pipectl.interface import Check, Context
@@ -55,7 +55,7 @@ class DbConnect(Check):
 
     def run(self, ctx: Context) -> list[Finding]:
         dsn = ctx.config.database.dsn or ""
-        where = postgres.target(dsn)
+        where = pg_connect.target(dsn)
         location = {"host": where.host, "dbname": where.dbname}
         variable = ctx.config.source.references.get("database.dsn")
         started = time.monotonic()

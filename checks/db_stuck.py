@@ -10,7 +10,7 @@ from typing import Any
 from pipectl.checks.db_connect import connect_timeout, database_skip_reason, query_timeout
 
 from pipectl.config import PipelineConfig, StateTable
-from pipectl.connectors import postgres
+from pipectl.connectors import postgres, stuck_index, stuck_query
 from pipectl.durations import format_duration
 from pipectl.errors import ConnectorError, NotFound, Unauthorized
 from pipectl.interface import Check, Context
@@ -79,7 +79,7 @@ class DbStuck(Check):
         info = db.describe_table(st.table)
         if info is None:
             return [self._cannot_look(st, f"table {st.table} not found in {db.where}")]
-        fit = postgres.index_fit(info, st)
+        fit = stuck_index.index_fit(info, st)
         findings = []
         try:
             groups = db.stuck_rows(st, samples=3, info=info)
@@ -110,7 +110,7 @@ class DbStuck(Check):
             findings.append(self._no_index(st, info, fit))
         return findings
 
-    def _stuck(self, st: StateTable, group: postgres.StuckGroup) -> Finding:
+    def _stuck(self, st: StateTable, group: stuck_query.StuckGroup) -> Finding:
         values = [_shown(v) for v in group.group.values()]
         subject = "/".join([st.table, group.status, *values])
         undated = math.isinf(group.oldest_s)
@@ -137,7 +137,7 @@ class DbStuck(Check):
             **fix_for(self.config, st, group),
         )
 
-    def _more(self, st: StateTable, rest: list[postgres.StuckGroup]) -> Finding:
+    def _more(self, st: StateTable, rest: list[stuck_query.StuckGroup]) -> Finding:
         rows, status = sum(g.rows for g in rest), rest[0].status
         oldest_s = max(g.oldest_s for g in rest)
         oldest = "unknown" if math.isinf(oldest_s) else format_duration(oldest_s)
@@ -151,8 +151,8 @@ class DbStuck(Check):
             fix=reset_command(st, replace(rest[0], group={})),
         )  # fmt: skip
 
-    def _no_index(self, st: StateTable, info: postgres.TableInfo, fit: postgres.IndexFit) -> Finding:
-        create = postgres.suggest_index(st)
+    def _no_index(self, st: StateTable, info: postgres.TableInfo, fit: stuck_index.IndexFit) -> Finding:
+        create = stuck_index.suggest_index(st)
         rows = f"~{info.estimated_rows:,} rows" if info.estimated_rows >= 0 else "every row"
         if fit.invalid:
             name = fit.invalid[0]
@@ -185,7 +185,7 @@ class DbStuck(Check):
         )
 
 
-def fix_for(config: PipelineConfig, st: StateTable, group: postgres.StuckGroup) -> dict[str, Any]:
+def fix_for(config: PipelineConfig, st: StateTable, group: stuck_query.StuckGroup) -> dict[str, Any]:
     """`fix` and `advice` for a stuck group. Rows waiting to be picked up need the run that picks them up;
     rows stuck later need a reset, and then that run, when the config says which deployment it is."""
 
@@ -210,7 +210,7 @@ def fix_for(config: PipelineConfig, st: StateTable, group: postgres.StuckGroup) 
 _AFTER_CAUSE = "Fix what stopped the rows first (the finding this one is under), or they get stuck again."
 
 
-def reset_command(st: StateTable, group: postgres.StuckGroup) -> str:
+def reset_command(st: StateTable, group: stuck_query.StuckGroup) -> str:
     """The exact `pipectl reset` that puts this group's stuck rows back where the pipeline picks them up."""
     args = ["pipectl", "reset", "--table", st.table, "--status", group.status]
     previous = previous_status(group.status)

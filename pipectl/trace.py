@@ -124,7 +124,8 @@ def _postgres(config: PipelineConfig, item_id: str, tables: list[StateTable], ti
     with postgres.session(config.database.dsn, timeout, config.database.connect_timeout) as db:
         for table in tables:
             try:
-                rows += [(table, *row) for row in _rows(db, table, item_id)]
+                rows += [(table, str(status), _utc(updated), _utc(created))
+                         for status, updated, created in db.item_rows(table, item_id)]
             except Exception as exc:  # noqa: BLE001 - this table is unreadable; the others may not be
                 unread += part.note("unavailable", f"{table.table}: {_why(exc)}")
     clauses = []
@@ -142,30 +143,6 @@ def _postgres(config: PipelineConfig, item_id: str, tables: list[StateTable], ti
     part.summary = "; ".join(clauses) or ("state tables unreadable" if unread == len(tables) else
                                           f"no row in {', '.join(t.table for t in tables)}{_some(unread)}")
     return part
-
-
-def _rows(db: Any, table: StateTable, item_id: str) -> list[tuple[str, datetime | None, datetime | None]]:
-    """(status, updated, created) of the table's rows with that id: one read-only query. The id is sent
-    untyped, so Postgres reads it as the id column's type and its index serves."""
-    from psycopg import errors, sql
-
-    info = db.describe_table(table.table)
-    if info is None:
-        raise NotFound(f"table not found in {db.where}")
-    missing = info.missing([table.id_column, table.status_column])
-    if missing:
-        raise NotFound(f"no column {', '.join(missing)} in {db.where}")
-    shown = [sql.Identifier(c) if info.column(c) else sql.NULL
-             for c in (table.status_column, table.updated_column, "created_at")]
-    schema, _, name = table.table.rpartition(".")
-    query = sql.SQL("SELECT {} FROM {} WHERE {} = %s LIMIT 5").format(
-        sql.SQL(", ").join(shown), sql.Identifier(schema, name) if schema else sql.Identifier(name),
-        sql.Identifier(table.id_column))
-    try:
-        rows = db.fetch(query, [item_id])
-    except errors.DataError:  # not a value of the column's type ("abc" for a bigint): no row has it
-        return []
-    return [(str(status), _utc(updated), _utc(created)) for status, updated, created in rows]
 
 
 def _prefect(config: PipelineConfig, item_id: str, timeout: float) -> _Part:

@@ -49,7 +49,7 @@ def use_context(name: Annotated[str, typer.Argument(help="A context of the confi
 def show_context(config: ConfigOption = None, format: FormatOption = "terminal") -> int:
     """What the context in use points at: pipeline, Prefect, database, queues (never a credential)."""
     from pipectl.connectors.http import safe_url
-    from pipectl.connectors.postgres import target
+    from pipectl.connectors.pg_connect import target
     from pipectl.report.settings import facts
 
     cfg = load(config)

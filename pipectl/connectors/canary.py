@@ -35,14 +35,13 @@ def insert_row(dsn: str, table: StateTable, values: Mapping[str, Any], timeout: 
     """Insert the item's row directly (a pipeline whose entry point is the table); returns its id."""
     from psycopg import sql
 
-    from pipectl.connectors.postgres import _table_ident
-    from pipectl.connectors.postgres_write import _about, _connection, _limits, _where
+    from pipectl.connectors import postgres_write
+    from pipectl.connectors.pg_names import table_ident
 
     query = sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING {}").format(
-        _table_ident(table.table), sql.SQL(", ").join(map(sql.Identifier, values)),
+        table_ident(table.table), sql.SQL(", ").join(map(sql.Identifier, values)),
         sql.SQL(", ").join(sql.Placeholder() * len(values)), sql.Identifier(table.id_column))
-    with _connection(dsn, timeout) as conn, _about(table.table, _where(dsn)), conn.transaction():
-        _limits(conn, timeout)
+    with postgres_write.transaction(dsn, table.table, timeout) as conn:
         return str(conn.execute(query, list(values.values())).fetchone()[0])
 
 
@@ -50,24 +49,23 @@ def delete_row(dsn: str, table: StateTable, item_id: str, timeout: float) -> int
     """Delete the item's row (by its id column only); returns how many rows went (0 or 1)."""
     from psycopg import sql
 
-    from pipectl.connectors.postgres import _table_ident
-    from pipectl.connectors.postgres_write import _about, _connection, _limits, _where
+    from pipectl.connectors import postgres_write
+    from pipectl.connectors.pg_names import table_ident
 
-    query = sql.SQL("DELETE FROM {} WHERE {}::text = %s").format(_table_ident(table.table),
+    query = sql.SQL("DELETE FROM {} WHERE {}::text = %s").format(table_ident(table.table),
                                                                  sql.Identifier(table.id_column))
-    with _connection(dsn, timeout) as conn, _about(table.table, _where(dsn)), conn.transaction():
-        _limits(conn, timeout)
+    with postgres_write.transaction(dsn, table.table, timeout) as conn:
         return conn.execute(query, [item_id]).rowcount
 
 
 def delete_dead_letters(url: str, is_ours: Callable[[str], bool], *, endpoint_url: str | None, region: str | None,
                         timeout: float, environ: Mapping[str, str] | None = None) -> int:
     """Delete the messages of a dead-letter queue whose body `is_ours`; the others are made visible again."""
-    from pipectl.connectors.sqs import _client, _mapped
+    from pipectl.connectors.sqs import mapped_errors, queue_client
 
-    client = _client(url, endpoint_url, region, timeout, environ)
+    client = queue_client(url, endpoint_url, region, timeout, environ)
     deleted, others = 0, []
-    with _mapped("clean up messages of", url):
+    with mapped_errors("clean up messages of", url):
         while batch := client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=10,
                                               WaitTimeSeconds=0).get("Messages", []):
             for message in batch:

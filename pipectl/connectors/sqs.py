@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -139,10 +141,10 @@ def queue_stats(
     environ: Mapping[str, str] | None = None,
 ) -> QueueStats:
     """Depth and DLQ wiring of a queue in one call, for status checks and redrive before/after."""
-    client = _client(url, endpoint_url, region, timeout, environ)
+    client = queue_client(url, endpoint_url, region, timeout, environ)
     names = ["QueueArn", "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
              "ApproximateNumberOfMessagesDelayed", "RedrivePolicy"]  # fmt: skip
-    with _mapped("read attributes of", url):
+    with mapped_errors("read attributes of", url):
         attrs = client.get_queue_attributes(QueueUrl=url, AttributeNames=names).get("Attributes", {})
     redrive = None
     if attrs.get("RedrivePolicy"):
@@ -170,14 +172,14 @@ def start_redrive(
     """Move a DLQ's messages back (to their source queues, or to destination_url); returns the task handle."""
     if max_per_second is not None and not 1 <= max_per_second <= MAX_MOVE_RATE:
         raise UsageError(f"max messages per second must be 1..{MAX_MOVE_RATE} (got {max_per_second})")
-    client = _client(dlq_url, endpoint_url, region, timeout, environ)
+    client = queue_client(dlq_url, endpoint_url, region, timeout, environ)
     params = {"SourceArn": _arn(client, dlq_url)}
     if destination_url:
         parse_queue_url(destination_url, endpoint_url)
         params["DestinationArn"] = _arn(client, destination_url)
     if max_per_second is not None:
         params["MaxNumberOfMessagesPerSecond"] = max_per_second
-    with _mapped("start a redrive from", dlq_url):
+    with mapped_errors("start a redrive from", dlq_url):
         return client.start_message_move_task(**params)["TaskHandle"]
 
 
@@ -186,7 +188,7 @@ def redrive_status(
     environ: Mapping[str, str] | None = None,
 ) -> RedriveStatus:
     """The latest redrive of this DLQ; NotFound if none was ever started."""
-    client = _client(dlq_url, endpoint_url, region, timeout, environ)
+    client = queue_client(dlq_url, endpoint_url, region, timeout, environ)
     return _latest_task(client, dlq_url, _arn(client, dlq_url))
 
 
@@ -202,7 +204,7 @@ def wait_redrive(
     environ: Mapping[str, str] | None = None,
 ) -> RedriveStatus:
     """Poll until the latest redrive finishes; ConnectorError if it still runs at the deadline."""
-    client = _client(dlq_url, endpoint_url, region, timeout, environ)
+    client = queue_client(dlq_url, endpoint_url, region, timeout, environ)
     arn = _arn(client, dlq_url)
     end = time.monotonic() + deadline_s
     while True:
@@ -221,7 +223,7 @@ def wait_redrive(
 
 
 def _latest_task(client, dlq_url: str, arn: str) -> RedriveStatus:
-    with _mapped("list redrives of", dlq_url):
+    with mapped_errors("list redrives of", dlq_url):
         results = client.list_message_move_tasks(SourceArn=arn, MaxResults=1).get("Results", [])
     if not results:
         raise NotFound(f"no redrive has been started for queue {_name(dlq_url)}")
@@ -238,13 +240,13 @@ def _latest_task(client, dlq_url: str, arn: str) -> RedriveStatus:
 
 def _arn(client, url: str) -> str:
     """Ask the service rather than build the ARN: it knows the partition and the sandbox's region."""
-    with _mapped("read attributes of", url):
+    with mapped_errors("read attributes of", url):
         attrs = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
     return attrs["QueueArn"]
 
 
-def _client(url: str, endpoint_url: str | None, region: str | None, timeout: float,
-            environ: Mapping[str, str] | None = None):
+def queue_client(url: str, endpoint_url: str | None, region: str | None, timeout: float,
+                 environ: Mapping[str, str] | None = None):
     """A client for the queue's region; credentials from `environ` (e.g. the config's .env) when given,
     else boto3's usual chain."""
     ref = parse_queue_url(url, endpoint_url)
@@ -253,30 +255,58 @@ def _client(url: str, endpoint_url: str | None, region: str | None, timeout: flo
     return _region_client(region or ref.region, endpoint_url, timeout, environ)
 
 
+_SESSION_TTL = 300.0
+_sessions: dict[tuple, tuple[float, object, threading.Lock]] = {}
+_sessions_lock = threading.Lock()
+
+
+def _session(env: Mapping[str, str]) -> tuple[object, threading.Lock]:
+    """A boto3 session for these credentials, shared for a few minutes.
+
+    Not the default session: it caches credentials, hiding later changes to the environment; so sessions
+    are keyed by the credentials given and by every AWS_* variable of the process (the chain falls back to
+    them, and to the files and roles they name). Not a new session per call either: each one loads
+    botocore's endpoint and service models again (~100 ms of CPU per client, most of an SQS check). After
+    `_SESSION_TTL` seconds a session is rebuilt, so a long `pipectl serve` sees a profile's rotated keys."""
+    import boto3.session
+
+    key = (tuple(env.get(name) or None for name in (*sorted(AWS_KEY_NAMES), "AWS_PROFILE")),
+           frozenset((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+    now = time.monotonic()
+    with _sessions_lock:
+        made, session, lock = _sessions.get(key, (0.0, None, None))
+        if session is None or now - made > _SESSION_TTL:
+            session = boto3.session.Session(
+                aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+                aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+                aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
+                profile_name=env.get("AWS_PROFILE") or None,
+            )
+            lock = threading.Lock()
+            if len(_sessions) >= 8:
+                _sessions.clear()
+            _sessions[key] = (now, session, lock)
+        return session, lock
+
+
 def _region_client(region: str | None, endpoint_url: str | None, timeout: float,
                    environ: Mapping[str, str] | None = None):
-    import boto3.session
     from botocore.config import Config
     from botocore.exceptions import NoRegionError
 
     config = Config(
         retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=timeout, read_timeout=timeout
     )
-    try:  # a fresh session: the default one caches credentials, hiding later changes to the environment
-        env = environ or {}
-        session = boto3.session.Session(
-            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
-            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
-            aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
-            profile_name=env.get("AWS_PROFILE") or None,
-        )
-        return session.client("sqs", region_name=region, endpoint_url=endpoint_url, config=config)
+    try:
+        session, lock = _session(environ or {})
+        with lock:  # a boto3 session is not thread-safe; the clients it makes are
+            return session.client("sqs", region_name=region, endpoint_url=endpoint_url, config=config)
     except NoRegionError:
         raise UsageError("no AWS region for a non-AWS queue URL: pass a region or set AWS_REGION") from None
 
 
 @contextlib.contextmanager
-def _mapped(doing: str, url: str) -> Iterator[None]:
+def mapped_errors(doing: str, url: str) -> Iterator[None]:
     """Turn botocore failures into pipectl's one-line errors, never echoing credentials."""
     from botocore import exceptions as bx
 
@@ -329,17 +359,10 @@ def credential_source(environ: Mapping[str, str] | None = None) -> str | None:
     """Where boto3's credential chain finds AWS credentials for this environment (`env`, `shared-credentials-file`,
     `sso`, `assume-role`, `iam-role` …), or None when it finds none. Never the values; nothing is called
     but the chain's own lookups."""
-    import boto3.session
-
-    env = environ or {}
     try:
-        session = boto3.session.Session(
-            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
-            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
-            aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
-            profile_name=env.get("AWS_PROFILE") or None,
-        )
-        credentials = session.get_credentials()
+        session, lock = _session(environ or {})
+        with lock:
+            credentials = session.get_credentials()
     except Exception:  # noqa: BLE001 - a broken profile is "no credentials" here; sqs.queue says why
         return None
     return getattr(credentials, "method", None) or ("found" if credentials else None)
@@ -349,7 +372,7 @@ def dead_letter_pairs(region: str | None, endpoint_url: str | None, timeout: flo
                       environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
     """(queue URL, its dead-letter queue's URL or None) for every queue that has a RedrivePolicy."""
     client = _region_client(region, endpoint_url, timeout, environ)
-    with _mapped("list the queues of", endpoint_url or f"region {region}"):
+    with mapped_errors("list the queues of", endpoint_url or f"region {region}"):
         urls = client.list_queues(MaxResults=1000).get("QueueUrls", [])
         attrs = {url: client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn", "RedrivePolicy"])
                  ["Attributes"] for url in urls}
@@ -380,7 +403,7 @@ def peek_messages(
     queue only: on a working queue the extra receives would push messages towards their dead-letter queue.
     """
     stats = queue_stats(url, endpoint_url=endpoint_url, region=region, timeout=timeout, environ=environ)
-    client = _client(url, endpoint_url, region, timeout, environ)
+    client = queue_client(url, endpoint_url, region, timeout, environ)
     members = client.meta.service_model.operation_model("ReceiveMessage").input_shape.members
     names = ["ApproximateReceiveCount", "SentTimestamp"]
     wanted = {"MessageSystemAttributeNames" if "MessageSystemAttributeNames" in members else "AttributeNames": names}
@@ -388,7 +411,7 @@ def peek_messages(
     handles: dict[str, str] = {}  # the latest receipt handle of each message: only it can release it
     try:
         while len(seen) < min(limit, stats.visible):
-            with _mapped("read messages of", url):
+            with mapped_errors("read messages of", url):
                 batch = client.receive_message(QueueUrl=url, MaxNumberOfMessages=min(10, limit - len(seen)),
                                                VisibilityTimeout=visibility_s, WaitTimeSeconds=1,
                                                **wanted).get("Messages", [])
@@ -407,6 +430,6 @@ def peek_messages(
         for start in range(0, len(held), 10):
             entries = [{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
                        for i, h in enumerate(held[start : start + 10])]
-            with contextlib.suppress(ConnectorError), _mapped("release messages of", url):
+            with contextlib.suppress(ConnectorError), mapped_errors("release messages of", url):
                 client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
     return list(seen.values()), stats

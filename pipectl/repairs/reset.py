@@ -95,11 +95,11 @@ class ResetRows(Repair):
         return self.config.database.dsn or ""
 
     def plan(self) -> Plan:
-        from pipectl.connectors import postgres_write
+        from pipectl.connectors import reset_query
 
         self._check_target_status()
-        found = postgres_write.plan_reset(self.dsn, self.table, self.from_status, self.older_than, self.where,
-                                          self.limit, timeout=READ_TIMEOUT_S)
+        found = reset_query.plan_reset(self.dsn, self.table, self.from_status, self.older_than, self.where,
+                                       self.limit, timeout=READ_TIMEOUT_S)
         self._plan = found
         details: dict[str, Any] = {"table": self.table.table, "filter": self._filter_text(),
                                    "cutoff": found.cutoff.isoformat(timespec="seconds"),
@@ -181,10 +181,10 @@ class ResetRows(Repair):
                        details)
 
     def verify(self, applied: Outcome) -> Outcome:
-        from pipectl.connectors import postgres_write
+        from pipectl.connectors import reset_query
 
-        flt = postgres_write.Filter(self.from_status, self._plan.cutoff, self.where, self._plan.undated)
-        left = postgres_write.count_matching(self.dsn, self.table, flt, timeout=READ_TIMEOUT_S)
+        flt = reset_query.Filter(self.from_status, self._plan.cutoff, self.where, self._plan.undated)
+        left = reset_query.count_matching(self.dsn, self.table, flt, timeout=READ_TIMEOUT_S)
         details = {**applied.details, f"{self.from_status} rows left (older than the cutoff)": left}
         if left == 0:
             return Outcome(True, f"{self._moved} row(s) {self.from_status} → {self.to_status}; no "
@@ -203,11 +203,11 @@ class ResetRows(Repair):
 
     def _check_target_status(self) -> None:
         """`--to PENDNG` would park rows where nothing picks them up: only statuses in use or configured."""
-        from pipectl.connectors import postgres_write
+        from pipectl.connectors import reset_query
 
         if self.allow_new_status:
             return
-        known = set(postgres_write.known_statuses(self.dsn, self.table, timeout=READ_TIMEOUT_S))
+        known = set(reset_query.known_statuses(self.dsn, self.table, timeout=READ_TIMEOUT_S))
         known |= set(self.table.stuck_after)
         if self.to_status not in known:
             raise UsageError(f"--to {self.to_status}: no row of {self.table.table} is in that status and the config "

@@ -8,16 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-
 from pipectl.checks.db_connect import DbConnect
 from pipectl.checks.db_stuck import DbStuck, reset_command
+
 from pipectl.config import ConfigSource, PipelineConfig, StateTable
-from pipectl.connectors import postgres
+from pipectl.connectors import postgres, stuck_index, stuck_query
 from pipectl.interface import Context
 from pipectl.model import Finding, Severity, Status
 from pipectl.runner import run_checks
 from pipectl.sandbox.procs import free_port
-
 
 COLUMNS = (
     "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, step_name text NOT NULL, status text NOT NULL,"
@@ -268,7 +267,7 @@ def test_no_index_warns_with_the_exact_create_index(pg_dsn):
 
 def test_quoted_names_reach_sql_as_identifiers():
     st = StateTable(table="app.Order", status_column="State", updated_column="UpdatedAt", group_by=["Step"])
-    assert postgres.suggest_index(st) == (
+    assert stuck_index.suggest_index(st) == (
         'CREATE INDEX CONCURRENTLY "Order_State_Step_UpdatedAt_idx"'
         ' ON "app"."Order" ("State", "Step", "UpdatedAt")'
     )
@@ -276,8 +275,8 @@ def test_quoted_names_reach_sql_as_identifiers():
 
 def test_reset_command_keeps_the_status_case_and_quotes_values():
     st = StateTable(table="jobs", group_by=["step"], stuck_after={"queued": "5m", "RUNNING": "1h"})
-    queued = postgres.StuckGroup("queued", {"step": "a b"}, 3, 600, st.stuck_after["queued"])
-    running = postgres.StuckGroup("RUNNING", {"step": None}, 3, 7200, st.stuck_after["RUNNING"])
+    queued = stuck_query.StuckGroup("queued", {"step": "a b"}, 3, 600, st.stuck_after["queued"])
+    running = stuck_query.StuckGroup("RUNNING", {"step": None}, 3, 7200, st.stuck_after["RUNNING"])
     assert (
         reset_command(st, queued)
         == "pipectl reset --table jobs --status queued --to pending --older-than 5m --step 'a b'"
