@@ -11,7 +11,10 @@ from typing import Any
 from pipectl.config import PipelineConfig
 from pipectl.interface import Playbook, PlaybookContext
 from pipectl.model import DoctorResult
-from pipectl.repair import Confirm, JournalRun, Outcome, Plan, execute_steps
+from pipectl.repair import Confirm, JournalRun, Outcome, Plan, Settle, execute_steps
+
+STILL_FAILING = "still failing"
+"""The key of a NOT FIXED verdict's details naming the findings that still fail after the repair."""
 
 
 def run_playbook(
@@ -23,12 +26,15 @@ def run_playbook(
     dry_run: bool = False,
     confirm: Confirm | None = None,
     show: Callable[[Plan], None] = lambda plan: None,
+    settle: Settle = lambda result: None,
     timeout: float = 10.0,
 ) -> Outcome:
+    """`settle` hears how each step ended as it ends (see `execute_steps`); the outcome returned is the
+    verdict, which only a doctor run after the steps can give."""
     record_snapshot(journal, ctx, "before", timeout)
     steps = playbook.steps(ctx)
     outcome = execute_steps(steps, journal, yes=yes, dry_run=dry_run, confirm=confirm, show=show,
-                            progress=ctx.progress)
+                            progress=ctx.progress, settle=settle)
     if dry_run or not outcome.ok:
         if not dry_run:
             record_snapshot(journal, ctx, "after", timeout)
@@ -44,9 +50,9 @@ def final_verdict(outcome: Outcome, after: DoctorResult, journal: JournalRun) ->
     if not still:
         return outcome
     verdict = Outcome(False, f"all steps done, but {len(still)} check finding(s) still fail after the repair: "
-                             f"{still[0].summary}", {"still failing": [f.id for f in still]})
+                             f"{still[0].summary}", {STILL_FAILING: [f.id for f in still]})
     journal.record("outcome", {"stage": "final", "ok": False, "result": "failed", "summary": verdict.summary,
-                               "still failing": [f.id for f in still]})
+                               STILL_FAILING: [f.id for f in still]})
     return verdict
 
 

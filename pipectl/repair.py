@@ -12,7 +12,7 @@ import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pipectl.errors import UsageError
 from pipectl.journal import Journal, Run
@@ -101,6 +101,58 @@ class Interrupted(KeyboardInterrupt):
 
 Confirm = Callable[[str], bool]
 
+StepEnding = Literal["ok", "failed", "interrupted", "refused", "dry-run", "nothing-to-do", "not-started"]
+"""How one step ended: the journal's words for a run (ok, failed, interrupted, refused, dry-run), and two
+that only a step can have — nothing to do, and not started because an earlier step failed or stopped."""
+_SUCCEEDED: frozenset[StepEnding] = frozenset({"ok", "dry-run", "nothing-to-do"})
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """How one planned step ended, in the terms a script asks about — confirmed? applied? verified? — beside
+    the words the operator reads. `execute_steps` settles every step whose plan it showed exactly once,
+    whatever happens (refusal, a failed verify, an error, Ctrl-C), so `-o json` can follow the plans with
+    one outcome document each and a script never has to read prose to know whether the repair worked."""
+
+    number: int
+    steps: int
+    plan: Plan
+    ending: StepEnding
+    outcome: Outcome
+    confirmed: bool = False  # past the question (--yes or a yes); a dry run or nothing to do stops before it
+    applied: bool | None = False  # None: a write stopped midway (the summary says what was committed)
+    verified: bool | None = None  # None: no verify ran
+
+    @property
+    def ok(self) -> bool:
+        return self.ending in _SUCCEEDED
+
+    @property
+    def dry_run(self) -> bool:
+        return self.ending == "dry-run"
+
+
+Settle = Callable[[StepResult], None]
+
+
+class _Settler:
+    """Hands each shown step's result on once, and whatever was not yet settled when a run stops."""
+
+    def __init__(self, settle: Settle, plans: list[Plan], steps: int) -> None:
+        self._settle, self._plans, self._steps, self._settled = settle, plans, steps, 0
+
+    def step(self, ending: StepEnding, outcome: Outcome, **known: Any) -> None:
+        """The next step, in order, ended so."""
+        self._settled += 1
+        self._settle(StepResult(self._settled, self._steps, self._plans[self._settled - 1], ending, outcome,
+                                **known))
+
+    def rest(self, ending: StepEnding, summary: str, **known: Any) -> None:
+        """Every step not settled yet ended alike (a dry run, a refusal, the steps after a failure)."""
+        while self._settled < len(self._plans):
+            planned = {"planned changes": len(self._plans[self._settled].changes)}
+            self.step(ending, Outcome(ending in _SUCCEEDED, summary, planned), **known)
+
 
 @dataclass(frozen=True)
 class Step:
@@ -124,31 +176,49 @@ def execute_steps(
     confirm: Confirm | None = None,
     show: Callable[[Plan], None] = lambda plan: None,
     progress: Callable[[str], None] = lambda text: None,
+    settle: Settle = lambda result: None,
 ) -> Outcome:
     """Every plan first and shown together, one confirmation, then apply + verify step by step.
 
     A failed apply or verify stops the sequence, and the outcome says exactly which steps were done. Every
     run ends with an outcome in the journal — ok, failed, interrupted or refused — naming the step reached;
     Ctrl-C or SIGTERM during a write is recorded too and re-raised as `Interrupted` with what was committed.
+    `settle` hears how each shown step ended, as soon as it is known and also when the run raises.
     """
-    plans = []
-    for step in steps:
-        plan = step.repair.plan()
-        journal.record("plan", {"step": step.title, **plan.as_dict()})
-        show(plan)
-        plans.append(plan)
+    plans: list[Plan] = []
+    settler = _Settler(settle, plans, len(steps))
+    try:
+        for step in steps:
+            plan = step.repair.plan()
+            journal.record("plan", {"step": step.title, **plan.as_dict()})
+            show(plan)
+            plans.append(plan)
+    except BaseException as exc:  # the plans already shown will never run
+        settler.rest("not-started", f"not started: planning {step.title} failed: {exc}")
+        raise
     if dry_run:
-        return _stop(journal, "dry run: nothing was changed", plans, "dry-run")
+        outcome = _stop(journal, "dry run: nothing was changed", plans, "dry-run")
+        settler.rest("dry-run", outcome.summary)
+        return outcome
     if all(p.empty for p in plans) and not any(getattr(s.repair, "verify_when_empty", False) for s in steps):
-        return _stop(journal, "nothing to do", plans, "ok")
+        outcome = _stop(journal, "nothing to do", plans, "ok")
+        settler.rest("nothing-to-do", outcome.summary)
+        return outcome
     if not yes:
         ask = confirm or _terminal_confirm
         title = plans[0].title if len(plans) == 1 else f"{len(steps)} steps"
-        if not ask(f"Apply: {title}?"):
-            return _stop(journal, "not confirmed: nothing was changed", plans, "refused")
+        try:
+            agreed = ask(f"Apply: {title}?")
+        except BaseException as exc:  # no terminal to ask on (bad input, exit 2), or Ctrl-C at the question
+            settler.rest("refused", str(exc) or "not confirmed: nothing was changed")
+            raise
+        if not agreed:
+            outcome = _stop(journal, "not confirmed: nothing was changed", plans, "refused")
+            settler.rest("refused", outcome.summary)
+            return outcome
     done: list[str] = []
     try:
-        return _apply_steps(steps, plans, journal, done, progress)
+        return _apply_steps(steps, plans, journal, done, progress, settler)
     except BaseException as exc:
         number = len(done) + 1
         step = steps[min(number, len(steps)) - 1]
@@ -163,32 +233,43 @@ def execute_steps(
             journal.record("outcome", {"stage": "interrupted" if interrupted else "stopped", "ok": False,
                                        "result": "interrupted" if interrupted else "failed", "step": number,
                                        "summary": summary, "done": done or "none"})
+        with contextlib.suppress(Exception):  # nor may an output that cannot be written
+            settler.step("interrupted" if interrupted else "failed", Outcome(False, summary), confirmed=True,
+                         applied=None)
+            settler.rest("not-started", f"not started: the run stopped at step {number}", confirmed=True)
         if interrupted:
             raise Interrupted(summary) from None
         raise
 
 
 def _apply_steps(steps: list[Step], plans: list[Plan], journal: JournalRun, done: list[str],
-                 progress: Callable[[str], None]) -> Outcome:
+                 progress: Callable[[str], None], settler: _Settler) -> Outcome:
     result = Outcome(True, "nothing to do")
     for number, (step, plan) in enumerate(zip(steps, plans, strict=True), 1):
         progress(f"step {number}/{len(steps)}: {step.title}")
         if plan.empty and not getattr(step.repair, "verify_when_empty", False):
             done.append(f"{step.title} (nothing to do)")
+            settler.step("nothing-to-do", Outcome(True, "nothing to do"), confirmed=True)
             continue
-        result = step.repair.apply(plan, journal) if not plan.empty else Outcome(True, "nothing to apply")
-        journal.record("outcome", {"stage": "apply", "step": step.title, "ok": result.ok, "summary": result.summary,
-                                   **result.details})
-        if result.ok:
-            result = step.repair.verify(result)
+        applied = step.repair.apply(plan, journal) if not plan.empty else Outcome(True, "nothing to apply")
+        journal.record("outcome", {"stage": "apply", "step": step.title, "ok": applied.ok,
+                                   "summary": applied.summary, **applied.details})
+        result = applied
+        if applied.ok:
+            result = step.repair.verify(applied)
             journal.record("verify", {"step": step.title, "ok": result.ok, "summary": result.summary,
                                       **result.details})
+        known = {"confirmed": True, "applied": applied.ok and not plan.empty,
+                 "verified": result.ok if applied.ok else None}
         if not result.ok:
+            settler.step("failed", result, **known)
+            settler.rest("not-started", f"not started: step {number} failed", confirmed=True)
             if len(steps) > 1:
                 result = _stopped_at(number, steps, done, result)
             journal.record("outcome", {"stage": "stopped", "ok": False, "result": "failed", "step": number,
                                        "summary": result.summary})
             return result
+        settler.step("ok", result, **known)
         done.append(step.title)
     if len(steps) > 1:
         result = Outcome(True, f"all {len(steps)} steps done and verified", {"last": result.summary})

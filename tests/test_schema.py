@@ -15,6 +15,7 @@ from pipectl.model import DoctorResult, Finding, Severity, Status
 from pipectl.probe import Hop, ProbeResult
 from pipectl.repair import Change, Plan
 from pipectl.report import json as doctor_json
+from pipectl.report import plan as plan_report
 from pipectl.report import probe as probe_report
 from pipectl.report import schema
 from pipectl.report import trace as trace_report
@@ -54,7 +55,8 @@ def test_each_document_with_a_schema_key_pins_the_value_its_renderer_writes():
     pinned = {name: d["properties"]["schema"] for name, d in definitions.items()
               if "schema" in d.get("properties", {})}
     assert {name: p.get("const") for name, p in pinned.items()} == {
-        "DoctorReport": doctor_json.SCHEMA, "Trace": trace_report.SCHEMA, "Probe": probe_report.SCHEMA}
+        "DoctorReport": doctor_json.SCHEMA, "Trace": trace_report.SCHEMA, "Probe": probe_report.SCHEMA,
+        "RepairOutcome": plan_report.OUTCOME_SCHEMA, "PlaybookVerdict": plan_report.PLAYBOOK_SCHEMA}
     assert all("schema" in definitions[name]["required"] for name in pinned)
 
 

@@ -105,9 +105,12 @@ def undo(
     yes: YesOption = False,
     dry_run: DryRunOption = False,
     journal: JournalOption = None,
+    format: FormatOption = "terminal",
 ) -> int:
     """Revert what a run changed, where nobody has changed it since (compare-and-set again)."""
     from pipectl.errors import UsageError
+
+    fmt = terminal_or_json(format)
     from pipectl.identity import identity_of
     from pipectl.journal import Journal, changes_of
     from pipectl.repairs.undo import UndoRun
@@ -122,7 +125,7 @@ def undo(
         raise UsageError(f"run {run_id} acted on pipeline {run.pipeline} ({run.config or 'config unknown'}), not on "
                          f"{here.name} ({here.config}): refusing to undo it here; use that pipeline's config")
     repair = UndoRun(cfg, run_id, changes_of(book.events(run_id)))
-    return run_repair(cfg, repair, yes=yes, dry_run=dry_run, journal=journal)
+    return run_repair(cfg, repair, yes=yes, dry_run=dry_run, journal=journal, fmt=fmt)
 
 
 def _current(config: Path | None):

@@ -42,9 +42,9 @@ def run(
     from pipectl.journal import Journal
     from pipectl.playbook import run_playbook
     from pipectl.registry import load_playbooks
-    from pipectl.repair import JournalRun
+    from pipectl.repair import JournalRun, StepResult
     from pipectl.report.incident import render_incident
-    from pipectl.report.plan import render_outcome, render_plan
+    from pipectl.report.plan import render_outcome, render_plan, render_step_outcome, render_verdict
 
     terminal_or_json(format)
     if report is not None:
@@ -63,10 +63,20 @@ def run(
         write(render_incident(book.run(bound.run.id), book.events(bound.run.id)), target)
         note(f"incident report written to {target}")
 
+    settled: list[StepResult] = []
+
+    def settle(step: StepResult) -> None:  # each step's outcome as it ends, all of them again in the verdict
+        settled.append(step)
+        if format == "json":
+            write(render_step_outcome(step, bound.run.id))
+
     try:
         outcome = run_playbook(loaded.items[name](), ctx, bound, yes=yes, dry_run=dry_run,
-                               show=lambda plan: write(render_plan(plan, format)))
+                               show=lambda plan: write(render_plan(plan, format)), settle=settle)
     except (PipectlError, KeyboardInterrupt) as exc:  # stopped halfway: the report says how far it got
+        if format == "json":
+            with contextlib.suppress(Exception):  # an output that cannot be written must not hide the cause
+                write(render_verdict(name, bound.run.id, settled, error=exc, dry_run=dry_run))
         if isinstance(exc, KeyboardInterrupt):
             note_interrupted(exc)
         if not dry_run and book.events(bound.run.id, "outcome"):  # it got past planning
@@ -74,6 +84,8 @@ def run(
                 write_report()
         note(f"journal: run {bound.run.id}")
         raise
+    if format == "json":
+        write(render_verdict(name, bound.run.id, settled, outcome=outcome, dry_run=dry_run))
     note(render_outcome(outcome).rstrip())
     if not dry_run:
         write_report()

@@ -25,24 +25,30 @@ JournalOption = Annotated[Path | None, typer.Option("--journal", help="Journal f
 
 
 def run_repair(config, repair, *, yes: bool, dry_run: bool, journal: Path | None, fmt: str = "terminal") -> int:
-    """Plan → confirm → apply → verify → journal, with the plan and outcome shown to the operator.
+    """Plan → confirm → apply → verify → journal, with the plan and outcome shown to the operator; in JSON
+    each step's outcome follows the plans on stdout, for scripts (the words stay on stderr).
 
     `repair` may be a list of `Step`s, planned together and confirmed once (patch storing a Secret block
     before pointing the deployment at it)."""
     from pipectl.errors import UsageError
     from pipectl.identity import identity_of
     from pipectl.journal import Journal
-    from pipectl.repair import JournalRun, Step, execute_steps
-    from pipectl.report.plan import render_outcome, render_plan
+    from pipectl.repair import JournalRun, Step, StepResult, execute_steps
+    from pipectl.report.plan import render_outcome, render_plan, render_step_outcome
 
     if fmt not in ("terminal", "json"):
         raise UsageError(f"unknown format {fmt!r}: choose terminal or json")
     steps = repair if isinstance(repair, list) else [Step(type(repair).__name__, repair)]
     book = Journal(journal)
     bound = JournalRun(book, book.start(command_line(), config.pipeline, identity_of(config)))
+
+    def settle(step: StepResult) -> None:
+        if fmt == "json":
+            write(render_step_outcome(step, bound.run.id))
+
     try:
         outcome = execute_steps(steps, bound, yes=yes, dry_run=dry_run,
-                                show=lambda plan: write(render_plan(plan, fmt)))
+                                show=lambda plan: write(render_plan(plan, fmt)), settle=settle)
     except KeyboardInterrupt as exc:  # typer turns it into a silent exit 130: say what was committed first
         note_interrupted(exc)
         note(f"journal: run {bound.run.id} (`pipectl report {bound.run.id}`)")

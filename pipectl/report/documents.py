@@ -20,7 +20,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipectl.model import Severity, Status
+from pipectl.repair import StepEnding
 from pipectl.report.json import SCHEMA as REPORT_SCHEMA
+from pipectl.report.plan import OUTCOME_SCHEMA, PLAYBOOK_SCHEMA
 from pipectl.report.probe import SCHEMA as PROBE_SCHEMA
 from pipectl.report.trace import SCHEMA as TRACE_SCHEMA
 
@@ -191,8 +193,8 @@ class Change(Closed):
 
 class Plan(Closed):
     """A repair's plan (`pipectl.repair.Plan.as_dict`), printed by every repair with `-o json` — reset,
-    patch, secret set, trigger, deploy register, redrive, service env set, undo, playbook run — one
-    document per step, one after another. The outcome goes to stderr, as text."""
+    patch, secret set, trigger, deploy register, redrive, service env set, watch deploy, playbook run — one
+    document per step, one after another; each step's `RepairOutcome` follows them."""
 
     action: str
     """What kind of repair: reset, patch, secret, trigger, redrive, service_env, verify …"""
@@ -201,6 +203,70 @@ class Plan(Closed):
     """What the plan rests on (filters, counts, ids), per action."""
     changes: list[Change]
     """Empty when there is nothing to do."""
+
+
+class RepairOutcome(Closed):
+    """How one step of a repair ended, `pipectl.outcome/v1`: with `-o json`, after the plans, one per plan in
+    the same order, each as soon as its step ends — also when the run is a dry run, is refused, stops at a
+    failed step or is interrupted. A repair exits 0 exactly when every one of them is `ok` (a playbook: when
+    its verdict is)."""
+
+    schema_: Literal[OUTCOME_SCHEMA] = Field(alias="schema")
+    run_id: str
+    """The journal run holding the plan, the changes with their before-values, and the verdicts
+    (`pipectl report RUN_ID`, `pipectl undo RUN_ID`)."""
+    step: Annotated[int, Field(ge=1)]
+    """Which plan this is the outcome of, counting from 1."""
+    steps: Annotated[int, Field(ge=1)]
+    """How many steps the run planned."""
+    action: str
+    """The plan's `action`."""
+    title: str
+    """The plan's `title`."""
+    result: StepEnding
+    """How the step ended: the journal's ok, failed, interrupted, refused, dry-run; nothing-to-do when its
+    plan changes nothing; not-started when an earlier step failed or the run stopped before it."""
+    dry_run: bool
+    """`--dry-run`: the plan was shown and nothing was changed."""
+    confirmed: bool
+    """The run got past the confirmation (`--yes`, or yes on the terminal). False for a dry run, a refusal
+    (also no terminal and no `--yes`: exit 2) and a run with nothing to do, which stop before asking."""
+    applied: bool | None
+    """The step's changes were made. Null when it cannot be told — the write stopped or was interrupted
+    midway, and `summary` says what was committed."""
+    verified: bool | None
+    """What the step changed was read back and found as planned; null when no verify ran."""
+    ok: bool
+    """True for ok, dry-run and nothing-to-do."""
+    summary: str
+    """The words the operator reads on stderr."""
+    details: dict[str, Any]
+    """Numbers and names behind the summary, per action (rows moved, flow run id, planned changes …)."""
+
+
+class PlaybookVerdict(Closed):
+    """`pipectl playbook run -o json`'s last document, `pipectl.playbook/v1`, after the plans and the steps'
+    outcomes: the incident report's verdict — FIXED only when every step was verified *and* no check fails
+    afterwards. Also printed when the run stops halfway or is interrupted (then NOT FIXED)."""
+
+    schema_: Literal[PLAYBOOK_SCHEMA] = Field(alias="schema")
+    playbook: str
+    run_id: str
+    """The journal run (`pipectl report RUN_ID` writes its incident report)."""
+    dry_run: bool
+    result: Literal["ok", "failed", "interrupted", "refused", "dry-run"]
+    """How the run ended, in the journal's words."""
+    verdict: Literal["FIXED", "NOT FIXED"] | None
+    """Null for a dry run, which changes nothing."""
+    ok: bool
+    """The exit code is 0 exactly when it is true: FIXED, or a dry run."""
+    summary: str
+    still_failing: list[str]
+    """Ids of the findings that still fail after every step was done (what makes it NOT FIXED then)."""
+    details: dict[str, Any]
+    """As on stderr: the steps done and not started when it stopped, the last step's words when FIXED."""
+    steps: list[RepairOutcome]
+    """Every planned step's outcome, in order, as printed before."""
 
 
 # ------------------------------------------------------------------------------------------------ serve

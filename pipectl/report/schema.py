@@ -5,9 +5,9 @@ regenerate it with
 
     python -m pipectl.report.schema > docs/report.schema.json
 
-The top level is `anyOf` over the documents (doctor report, trace, probe, repair plan, the listings,
-journal, incident run, config and contexts, /healthz, watchdog status); a document with a `schema` key is
-pinned to its value by a `const`, so a script can tell which one it holds.
+The top level is `anyOf` over the documents (doctor report, trace, probe, repair plan and outcome,
+playbook verdict, the listings, journal, incident run, config and contexts, /healthz, watchdog status); a
+document with a `schema` key is pinned to its value by a `const`, so a script can tell which one it holds.
 
 Versioning. VERSION (the `vN` in `$id`) is the version of this whole contract, apart from the `schema` tag
 each document carries (`pipectl.report/v2` …). Bump VERSION when a change can break a reader: a key removed
@@ -35,6 +35,7 @@ SCHEMA_ID = f"https://pipectl.dev/schema/report/v{VERSION}.json"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 DOCUMENTS: tuple[type[BaseModel], ...] = (
     found_and_done.DoctorReport, found_and_done.Trace, found_and_done.Probe, found_and_done.Plan,
+    found_and_done.RepairOutcome, found_and_done.PlaybookVerdict,
     listings.CheckList, listings.PlaybookList, listings.SandboxStatus, listings.JournalListing,
     listings.IncidentRun, listings.ConfigShow, listings.ContextList, listings.ContextShow,
     found_and_done.Health, listings.WatchStatus,

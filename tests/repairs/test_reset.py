@@ -16,6 +16,7 @@ from pipectl.errors import ConnectorError
 from pipectl.journal import Journal, changes_of
 from pipectl.repair import JournalRun, execute
 from pipectl.repairs.reset import ResetRows
+from tests.schema_check import json_documents
 
 pytest_plugins = ["tests.fixtures.postgres"]
 
@@ -143,8 +144,11 @@ def test_reset_moves_exactly_the_matching_rows_and_undo_puts_back_what_is_still_
 
     moved_on = stuck[100:110]  # a worker picked these up after the reset: undo must leave them alone
     db.execute("UPDATE workflow_states SET status = 'IN_PROGRESS' WHERE id = ANY(%s)", [moved_on])
-    code, _, err = run_cli("undo", run.id, "--yes", "--journal", str(journal), "--config", str(config_path))
+    code, out, err = run_cli("undo", run.id, "--yes", "--journal", str(journal), "--config", str(config_path),
+                             "-o", "json")
     assert code == 0, err
+    *_, outcome = json_documents(out)  # a script reads the verdict from stdout, not from the prose on stderr
+    assert outcome["ok"] is True and outcome["applied"] is True and outcome["verified"] is True
     assert ids_in(db, "IN_PROGRESS") == set(moved_on)
     assert ids_in(db, "QUEUED") == set(stuck) - set(moved_on) | set(fresh) | set(other_step)
     assert ids_in(db, "PENDING") == set()

@@ -81,9 +81,10 @@ def test_parameters_are_coerced_and_required_ones_demanded(sandbox, run_cli, tmp
     assert code == 2 and "process_job/production needs --param job_id=… (required" in err
     code, out, err = run_cli("trigger", PROCESS_JOB, "--param", "job_id=6", "--dry-run", "--format", "json", *base)
     assert code == 0, err
-    import json
+    from tests.schema_check import json_documents
 
-    plan = json.loads(out)
+    plan, outcome = json_documents(out)
+    assert outcome["result"] == "dry-run" and outcome["applied"] is False
     assert plan["details"]["parameters"] == {"job_id": "6"}  # the flow takes a string: 6 is sent as "6"
 
 
