@@ -1,8 +1,9 @@
 """Rows a run should have moved on: one bounded, read-only count per status, for `prefect.runs`.
 
 The connection comes from `pipectl.connectors.postgres.session` (bounded, read-only, errors that name
-`host:port/dbname`, never the DSN). Names reach SQL only through `psycopg.sql.Identifier`, values only as
-parameters. psycopg is imported lazily.
+`host:port/dbname`, never the DSN) and a failed count is worded by `pg_connect.statement_errors`, as every
+other statement on a state table is. Names reach SQL only through `psycopg.sql.Identifier` (`pg_names`),
+values only as parameters. psycopg is imported lazily.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from pipectl.durations import whole_seconds
-from pipectl.errors import ConnectorError, NotFound, Unauthorized, Unreachable
+from pipectl.connectors.pg_names import table_ident
 
 
 def rows_not_moved_since(
@@ -34,8 +34,7 @@ def rows_not_moved_since(
     """
     if not since:
         return {}
-    import psycopg
-    from psycopg import errors, sql
+    from psycopg import sql
 
     from pipectl.connectors.postgres import session
 
@@ -54,34 +53,8 @@ def rows_not_moved_since(
         where += sql.SQL(" AND {} = %s").format(sql.Identifier(column))
         params.append(value)
     query = sql.SQL("SELECT {status}, count(*) FROM {table} WHERE {where} GROUP BY {status}").format(
-        status=status, table=_table_ident(table), where=where
+        status=status, table=table_ident(table), where=where
     )
-    with session(dsn, timeout, connect_timeout) as db:
-        try:
-            rows = db.fetch(query, params)
-        except (errors.UndefinedTable, errors.UndefinedColumn) as exc:
-            raise NotFound(f"{table}: {_first_line(exc)} (in {db.where})") from None
-        except errors.InsufficientPrivilege as exc:
-            raise Unauthorized(f"{table}: {_first_line(exc)} (in {db.where})") from None
-        except errors.QueryCanceled:
-            raise Unreachable(f"{table}: the count did not finish within {whole_seconds(timeout)} (in {db.where})") from None
-        except psycopg.OperationalError as exc:
-            raise Unreachable(f"lost the connection to {db.where}: {_first_line(exc)}") from None
-        except psycopg.Error as exc:
-            raise ConnectorError(f"{table}: {_first_line(exc)} (in {db.where})") from None
+    with session(dsn, timeout, connect_timeout) as db, db.about(table):
+        rows = db.fetch(query, params)
     return {str(value): int(count) for value, count in rows if count}
-
-
-def _table_ident(table: str):
-    from psycopg import sql
-
-    schema, _, name = table.rpartition(".")
-    return sql.Identifier(schema, name) if schema else sql.Identifier(name)
-
-
-def _first_line(exc: BaseException) -> str:
-    """The server's primary message only: no DETAIL (which may quote row values), no DSN."""
-    diag = getattr(exc, "diag", None)
-    text = (getattr(diag, "message_primary", None) if diag is not None else None) or str(exc)
-    lines = text.strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
