@@ -203,12 +203,10 @@ class Supervisor:
         argv = [sys.executable, "-m", service.module]
         if service.name == SITE:
             argv += ["--port", str(self.state.push_port)]
-        run_dir = self.layout.run_dir
-        with open(run_dir / f"{service.pid_name}.log", "ab") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                    start_new_session=True)
-        (run_dir / f"{service.pid_name}.pid").write_text(str(proc.pid))
-        self.procs[service.name] = proc
+        from pipectl.sandbox import procs
+
+        # recorded and marked as the sandbox's, with the platform's environment alone
+        self.procs[service.name] = procs.spawn(service.pid_name, argv, self.layout.run_dir, env, inherit=False)
 
     def _start_worker(self, env: dict[str, str]) -> subprocess.Popen:
         from pipectl.sandbox import prefect_stack, stack

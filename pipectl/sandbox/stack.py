@@ -132,8 +132,7 @@ def revive(layout: Layout, state: SandboxState) -> list[str]:
     """
     started: list[str] = []
     server = None
-    if not procs.port_open(state.prefect_port):
-        procs.stop(prefect_stack.SERVER, layout.run_dir)
+    if not procs.port_open(state.prefect_port):  # each spawn stops what still runs under its name first
         server = prefect_stack.spawn_server(layout.prefect_home, state.prefect_port, layout.run_dir)
         started.append(prefect_stack.SERVER)
     if _own_postgres(layout) and database.postmaster_pid(layout.pgdata) is None:
@@ -141,7 +140,6 @@ def revive(layout: Layout, state: SandboxState) -> list[str]:
         started.append("postgres")
     for name, port, spawn in ((SQS, state.sqs_port, _spawn_sqs), (MODAL, state.modal_port, _spawn_modal)):
         if not procs.port_open(port):
-            procs.stop(name, layout.run_dir)
             procs.wait_for_port(port, 30, spawn(layout, state), name)
             started.append(name)
     if server is not None:
@@ -205,8 +203,11 @@ SHOWN_AS = {prefect_stack.SERVER: "prefect-server", prefect_stack.WORKER: "prefe
 
 
 def down(layout: Layout) -> list[str]:
-    """Stop everything the sandbox started (by pid file, so this works after a crash too)."""
+    """Stop everything the sandbox started: by pid file (so this works after a crash too), then every
+    process still carrying this sandbox's mark (a flow run, a service whose pid file was lost)."""
     stopped = procs.stop_all(PROCESSES, layout.run_dir)
+    if strays := procs.stop_marked(layout.run_dir):
+        stopped.append(f"{len(strays)} other process{'es' if len(strays) > 1 else ''} it had started")
     if database.stop(layout.pgdata):
         stopped.append("postgres")
     return stopped
