@@ -22,6 +22,10 @@ from dataclasses import dataclass
 from itertools import pairwise
 from urllib.parse import unquote
 
+from pipectl.deferred import defer
+
+defer("requests")  # detect-secrets imports it only to verify tokens online, which pipectl never does
+
 from detect_secrets.filters import heuristic
 from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
 from detect_secrets.plugins.jwt import JwtTokenDetector

@@ -30,6 +30,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipectl.deferred import defer
+
+defer("requests")  # detect-secrets imports it only to verify tokens online, which pipectl never does
+
 from detect_secrets.__version__ import VERSION as DETECT_SECRETS_VERSION
 from detect_secrets.filters import heuristic
 
