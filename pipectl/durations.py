@@ -23,6 +23,21 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"invalid duration {text!r}: too long") from None
 
 
+def option_seconds(text: str, option: str, minimum: float = 0.0, why: str = "") -> float:
+    """A duration flag (`--every 5m`) in seconds; malformed, or shorter than `minimum` (never zero), is bad
+    input naming the flag and, when given, `why` the minimum is what it is."""
+    from pipectl.errors import UsageError
+
+    try:
+        seconds = parse_duration(text).total_seconds()
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+    if seconds <= 0 or seconds < minimum:
+        least = f"at least {format_duration(minimum)}" if minimum else "a positive duration, e.g. 5m"
+        raise UsageError(f"{option} must be {least}{f' ({why})' if why else ''}, not {text!r}")
+    return seconds
+
+
 def format_duration(delta: timedelta | float) -> str:
     """Short and exact enough for a finding: `45s`, `12m`, `3h 5m`, `2d 4h`."""
     seconds = int(delta.total_seconds() if isinstance(delta, timedelta) else delta)

@@ -14,7 +14,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from pipectl.durations import format_duration, parse_duration
+from pipectl.durations import format_duration, option_seconds
 from pipectl.errors import UsageError
 from pipectl.interface import Check, Context
 from pipectl.model import DoctorResult, Severity
@@ -29,13 +29,7 @@ REQUEST_TIMEOUT = 10.0
 
 def parse_interval(text: str) -> float:
     """`--interval 30s` in seconds; a malformed or too short interval is bad input."""
-    try:
-        seconds = parse_duration(text).total_seconds()
-    except ValueError as exc:
-        raise UsageError(f"--interval: {exc}") from None
-    if seconds < MIN_INTERVAL:
-        raise UsageError(f"--interval must be at least {MIN_INTERVAL:g}s, not {text!r}")
-    return seconds
+    return option_seconds(text, "--interval", MIN_INTERVAL)
 
 
 def build(config, *, only: Sequence[str] = (), skip: Sequence[str] = (), host: str = "127.0.0.1",

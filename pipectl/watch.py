@@ -66,16 +66,10 @@ def deployment_name(pipeline: str, name: str | None = None) -> str:
 
 
 def parse_every(text: str) -> float:
-    """`--every 5m` in seconds, through the project's duration parser; at least MIN_EVERY."""
-    from pipectl.durations import parse_duration
+    """`--every 5m` in seconds; at least MIN_EVERY."""
+    from pipectl.durations import option_seconds
 
-    try:
-        seconds = parse_duration(text).total_seconds()
-    except ValueError as exc:
-        raise UsageError(f"--every: {exc}") from None
-    if seconds < MIN_EVERY:
-        raise UsageError(f"--every must be at least 1m (each run starts a process on a worker), not {text!r}")
-    return seconds
+    return option_seconds(text, "--every", MIN_EVERY, "each run starts a process on a worker")
 
 
 # ---------------------------------------------------------------- what changed between two runs

@@ -37,6 +37,6 @@ def test_the_gate_fails_at_its_deadline_with_the_last_run(sandbox, run_cli):
 
 
 def test_a_bad_duration_is_bad_input(sandbox, run_cli):
-    for value, message in (("soon", "--wait-healthy:"), ("0s", "give a positive duration")):
+    for value, message in (("soon", "--wait-healthy:"), ("0s", "must be a positive duration")):
         code, _, err = run_cli("--config", str(sandbox.config_path), "doctor", "--wait-healthy", value)
         assert code == 2 and message in err and "Traceback" not in err

@@ -137,18 +137,9 @@ def _destinations(specs: list[str], formats) -> tuple[Path | None, dict[Path, st
 
 
 def _wait_seconds(text: str | None) -> float | None:
-    from pipectl.durations import parse_duration
-    from pipectl.errors import UsageError
+    from pipectl.durations import option_seconds
 
-    if text is None:
-        return None
-    try:
-        seconds = parse_duration(text).total_seconds()
-    except ValueError as exc:
-        raise UsageError(f"--wait-healthy: {exc}") from None
-    if seconds <= 0:
-        raise UsageError(f"--wait-healthy {text}: give a positive duration, e.g. 5m")
-    return seconds
+    return None if text is None else option_seconds(text, "--wait-healthy")
 
 
 def _until_healthy(result, rerun, seconds: float, threshold):
