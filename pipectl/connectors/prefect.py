@@ -123,7 +123,7 @@ def _deployment_info(d: dict[str, Any], flow_name: str) -> DeploymentInfo:
         parameters=d.get("parameters") or {},
         updated=parse_time(d.get("updated")),
         parameter_schema=d.get("parameter_openapi_schema") or {},
-        **_concurrency(d),
+        **concurrency_of(d),
     )
 
 
@@ -132,7 +132,7 @@ AWAITING_SLOT = "AwaitingConcurrencySlot"
 again at every attempt; the run keeps its expected start time and never goes Late)."""
 
 
-def _concurrency(d: dict[str, Any]) -> dict[str, Any]:
+def concurrency_of(d: dict[str, Any]) -> dict[str, Any]:
     """The deployment's concurrency limit from either shape: newer servers (3.9 among them) report it as an object,
     `global_concurrency_limit` (`limit`, `active`, `active_slots`, `name` …), and leave the old
     `concurrency_limit` null; older servers report only that number."""

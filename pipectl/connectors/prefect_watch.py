@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from pipectl.connectors.prefect import concurrency_of
 from pipectl.connectors.prefect_rest import (
     DEFAULT_TIMEOUT,
     Conversation,
@@ -128,8 +129,7 @@ def read_watchdog(api_url: str, api_key: str | None, name: str, timeout: float =
             return None
         every = [s["schedule"]["interval"] for s in found.get("schedules") or []
                  if s.get("active", True) and isinstance((s.get("schedule") or {}).get("interval"), (int, float))]
-        # servers since 3.1 report the limit as a global concurrency limit; `concurrency_limit` stays null
-        limit = (found.get("global_concurrency_limit") or {}).get("limit", found.get("concurrency_limit"))
+        limit = concurrency_of(found)["concurrency_limit"]
         return Watchdog(str(found["id"]), name, found.get("work_pool_name"), found.get("entrypoint"),
                         float(every[0]) if every else None, found.get("parameters") or {},
                         bool(found.get("paused")), limit, found.get("pull_steps"))
