@@ -170,4 +170,6 @@ def test_heal_puts_the_limit_back_as_up_left_it(sandbox):
     async def limits(client):
         return [limit.name for limit in await client.read_global_concurrency_limits()]
 
-    assert _with_client(api, limits) == []
+    # the sandbox's own deployments hold no limit (another test's deployment, e.g. a watchdog, may hold one)
+    own = {f"deployment:{d.id}" for d in (broken, healed)}
+    assert own.isdisjoint(_with_client(api, limits))
