@@ -6,8 +6,9 @@ checks that need AWS, Postgres or nothing but local files, while the parent impo
 talk HTTP and gRPC (Prefect, Modal, the hosting platforms). The child sends back its findings and what its
 checks handed to the redactor (a secret a child's check found must be masked in what the parent prints).
 
-It is only done from a process with no other thread (a fork copies one thread and every lock as it was),
-where fork exists, and when both sides have work; otherwise everything runs in this process, as before.
+It is only done on Linux (macOS's system frameworks, which proxy look-ups reach, are not safe to use in a
+forked child), from a process with no other thread (a fork copies one thread and every lock as it was),
+and when both sides have work; otherwise everything runs in this process, as before.
 `PIPECTL_ONE_PROCESS=1` turns it off.
 """
 
@@ -18,6 +19,7 @@ import os
 import pickle
 import select
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -39,7 +41,7 @@ RunGroup = Callable[[Sequence[Check]], list[list[Finding]]]
 
 def split(checks: Sequence[Check]) -> tuple[list[Check], list[Check]] | None:
     """(checks for the parent, checks for the child), or None when this run stays in one process."""
-    if os.environ.get("PIPECTL_ONE_PROCESS") or not hasattr(os, "fork") or threading.active_count() > 1:
+    if os.environ.get("PIPECTL_ONE_PROCESS") or not sys.platform.startswith("linux") or threading.active_count() > 1:
         return None
     child = [c for c in checks if not c.libraries or CHILD_LIBRARIES & set(c.libraries)]
     parent = [c for c in checks if c not in child]
