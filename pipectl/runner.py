@@ -18,7 +18,7 @@ from pipectl.durations import whole_seconds
 from pipectl.errors import PipectlError, Unauthorized, UsageError
 from pipectl.interface import Check, Context
 from pipectl.links import link_findings
-from pipectl.model import DoctorResult, Finding
+from pipectl.model import DoctorResult, Finding, Status
 
 
 def select(checks: dict[str, type[Check]], only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[type[Check]]:
@@ -58,6 +58,17 @@ def _run_group(checks: Sequence[Check], ctx: Context) -> list[list[Finding]]:
     _import_libraries(checks, ctx)
     # the checks' deadlines start only now: slow imports on a busy machine are not a slow system
     return asyncio.run(_gather(list(checks), ctx))
+
+
+def require_something_checked(result: DoctorResult, config_path: str, selected: bool = False) -> None:
+    """A run whose every check (the config's own aside) had nothing to look at is bad input, never a green
+    light; a suppressed finding was looked at all the same."""
+    looked = [f for f in (*result.findings, *result.suppressed) if f.component != "config"]
+    if any(f.status is not Status.SKIPPED for f in looked):
+        return
+    reasons = sorted({f.summary for f in result.findings if f.status is Status.SKIPPED})
+    raise UsageError(f"nothing to check: {config_path} gives the {'selected checks' if selected else 'checks'} "
+                     "nothing to look at" + (f" ({'; '.join(reasons[:3])})" if reasons else ""))
 
 
 async def _gather(checks: list[Check], ctx: Context) -> list[list[Finding]]:

@@ -178,13 +178,12 @@ def run_once(config: str, context: str | None = None, timeout: float | None = No
     from pipectl.interface import Context
     from pipectl.registry import load_checks
     from pipectl.report.markdown import render
-    from pipectl.runner import run_checks
+    from pipectl.runner import require_something_checked, run_checks
 
     cfg = load_config(config, context=context)
     ctx = Context(config=cfg, timeout=timeout or cfg.doctor.timeout, environ=environment(cfg.source))
     result = run_checks(list(load_checks().items.values()), ctx)
-    if not any(f.status is not Status.SKIPPED and f.component != "config" for f in result.findings):
-        raise UsageError(f"nothing to check: {cfg.source.path} gives the checks nothing to look at")
+    require_something_checked(result, cfg.source.path)
     api = prefect_watch.run_api()
     current = tracked(result)
     found = changes(from_rows(prefect_watch.latest_table(*api, state_key(cfg.pipeline))), current)

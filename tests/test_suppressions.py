@@ -162,3 +162,11 @@ def test_every_format_shows_a_suppressed_finding_as_accepted_never_as_failing():
     assert shown["id"] == SYMPTOM.id and shown["status"] == "fail"
     assert shown["suppression"] == {"owner": "data-team", "reason": "backfill runs until Friday",
                                     "expires": "2027-01-31", "source": "pipectl.toml"}
+
+
+def test_a_run_whose_only_finding_is_suppressed_still_checked_something(write_config, run_cli):
+    path = write_config('[credentials]\naws = ["AWS_ACCESS_KEY_ID"]\n\n' + _entries(
+        [{"check": "credentials.present", "subject": "aws"}], suppressions.today() + timedelta(days=7)))
+    code, out, err = run_cli("doctor", "--config", str(path), "-o", "json", "--no-journal")
+    assert code == 0, err  # accepted, not "nothing to check"
+    assert [f["id"] for f in json.loads(out)["findings"] if f["suppression"]] == ["credentials.present:aws"]

@@ -52,9 +52,9 @@ def doctor(
     from pipectl.errors import UsageError
     from pipectl.exit_codes import exit_code
     from pipectl.interface import Context, RenderOptions
-    from pipectl.model import Severity, Status
+    from pipectl.model import Severity
     from pipectl.registry import load_checks, load_renderers
-    from pipectl.runner import run_checks, select
+    from pipectl.runner import require_something_checked, run_checks, select
 
     renderers = load_renderers()
     format = format or "terminal"
@@ -85,11 +85,7 @@ def doctor(
     result = run_checks(chosen, ctx)
     if deadline is not None:
         result = _until_healthy(result, lambda: run_checks(chosen, ctx), deadline, threshold or cfg.doctor.fail_on)
-    if not any(f.status is not Status.SKIPPED and f.component != "config" for f in result.findings):
-        reasons = sorted({f.summary for f in result.findings if f.status is Status.SKIPPED})
-        raise UsageError(f"nothing to check: {cfg.source.path} gives the "
-                         f"{'selected checks' if only else 'checks'} nothing to look at"
-                         + (f" ({'; '.join(reasons[:3])})" if reasons else ""))
+    require_something_checked(result, cfg.source.path, selected=bool(only))
     if probe:
         result = _with_probe(cfg, ctx, result)
     if not no_journal:
