@@ -117,11 +117,20 @@ class Journal:
                 with contextlib.suppress(sqlite3.OperationalError):  # busy: another pipectl is switching it
                     db.execute("PRAGMA journal_mode = WAL")  # one writer, and readers never wait
             db.executescript(_SCHEMA)
-            for table, columns in _COLUMNS.items():
-                have = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
-                for column, kind in columns.items():
-                    if column not in have:
-                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            if self._missing_columns(db):
+                db.execute("BEGIN IMMEDIATE")  # another pipectl may be adding them this very moment
+                for table, column, kind in self._missing_columns(db):
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                db.execute("COMMIT")
+
+    @staticmethod
+    def _missing_columns(db: sqlite3.Connection) -> list[tuple[str, str, str]]:
+        """Columns later versions added that this file lacks, as (table, column, type)."""
+        missing = []
+        for table, columns in _COLUMNS.items():
+            have = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
+            missing += [(table, column, kind) for column, kind in columns.items() if column not in have]
+        return missing
 
     def _connect(self) -> sqlite3.Connection:
         from pipectl.files import refuse_symlink

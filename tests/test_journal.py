@@ -111,3 +111,35 @@ def test_a_journal_of_an_older_version_gains_the_new_columns(tmp_path):
 
     verdict = verify(book)
     assert verdict.intact and verdict.unchained == 1 and verdict.records == 3
+
+
+def _open_when_released(path, gate, index):
+    gate.wait()
+    book = Journal(path)
+    run = book.start(f"pipectl reset #{index}", "concurrent")
+    book.record(run.id, "note", {"n": index})
+
+
+@pytest.mark.parametrize("older", [False, True], ids=["new-file", "older-version"])
+def test_pipectl_processes_opening_one_journal_at_once_all_get_in(tmp_path, older):
+    """A watchdog, a repair and `pipectl journal` may open the same journal at the same instant."""
+    import multiprocessing
+
+    path = tmp_path / "journal.sqlite3"
+    if older:
+        with sqlite3.connect(path) as db:
+            db.executescript("""
+                CREATE TABLE runs (id TEXT PRIMARY KEY, command TEXT NOT NULL, pipeline TEXT NOT NULL,
+                                   started_at TEXT NOT NULL, actor TEXT NOT NULL);
+                CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL,
+                                     at TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL);
+            """)
+    context = multiprocessing.get_context("fork")
+    gate = context.Barrier(6)
+    workers = [context.Process(target=_open_when_released, args=(path, gate, i)) for i in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert [worker.exitcode for worker in workers] == [0] * 6
+    assert len(Journal(path).runs()) == 6
