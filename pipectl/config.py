@@ -91,6 +91,8 @@ class RowsMove(Section):
     to_status: str | None = None
     """The status rows must reach for a run to count as working (e.g. IN_PROGRESS)."""
     step: str | None = None
+    settle: Duration = timedelta(seconds=60)
+    """How long after the run COMPLETES the rows may take to reach `to_status` (a Modal cold start, a queue)."""
 
 
 class DeploymentConfig(Section):

@@ -35,6 +35,7 @@ class TriggerRun(Repair):
         self._before: dict[str, int] = {}
         self.run_id: str | None = None
         self._state = "SCHEDULED"
+        self._deadline = 0.0
 
     def plan(self) -> Plan:
         found = prefect_api.read_deployment(*self._api, self.deployment)
@@ -73,8 +74,31 @@ class TriggerRun(Repair):
             return Outcome(False, f"run {run.name} ended {run.state_name}", details)
         if self.moves is None:
             return Outcome(True, f"run {run.name} COMPLETED", details)
-        details |= {"counts_before": self._before, "counts_after": after}
-        return rows_verdict(run.name, self.moves.from_status, self.moves.to_status, self._before, after, details)
+        return self._rows_settled(run.name, details, after)
+
+    def _rows_settled(self, run_name: str, details: dict[str, Any], after: dict[str, int]) -> Outcome:
+        """The rows' verdict, taken again at each poll until it holds or `moves.settle` (within --timeout) is
+        spent: what the run hands on (a Modal spawn, a queue message) moves the rows a little later."""
+        assert self.moves is not None
+        settle_until = min(self._deadline, time.monotonic() + self.moves.settle.total_seconds())
+        announced = False
+        while True:
+            verdict = rows_verdict(run_name, self.moves.from_status, self.moves.to_status, self._before, after,
+                                   details | {"counts_before": self._before, "counts_after": after})
+            if verdict.ok or time.monotonic() >= settle_until:
+                return verdict
+            if not announced:
+                announced = True
+                self.watch(f"{run_name}: Completed; waiting up to {settle_until - time.monotonic():.0f}s for the "
+                           f"rows to reach {self.moves.to_status or 'their next status'}")
+            time.sleep(self.poll_s)
+            try:
+                now = self._counts()
+            except ConnectorError:
+                return verdict  # the verdict already taken stands
+            if now != after:
+                after = now
+                self.watch(f"{run_name}: rows {_fmt(after)}")
 
     def committed(self) -> str:
         if not self.run_id:
@@ -83,7 +107,7 @@ class TriggerRun(Repair):
                 f"follow or cancel it in Prefect")
 
     def _follow(self):
-        deadline = time.monotonic() + self.timeout_s
+        self._deadline = deadline = time.monotonic() + self.timeout_s
         last = None
         while True:
             run = prefect_api.read_flow_run(*self._api, self.run_id)

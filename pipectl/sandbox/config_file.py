@@ -48,7 +48,7 @@ api_url = "{prefect_api_url}"
 name = "{orchestrator}"
 work_pool = "{pool}"
 required_env = ["MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET"]
-moves = {{ table = "workflow_states", from_status = "PENDING", to_status = "IN_PROGRESS" }}
+moves = {{ table = "workflow_states", from_status = "PENDING", to_status = "IN_PROGRESS", settle = "20s" }}
 
 [[prefect.deployments]]
 name = "{process_job}"

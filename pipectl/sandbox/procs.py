@@ -60,10 +60,23 @@ def spawn(name: str, argv: list[str], run_dir: Path, env: dict[str, str] | None 
         start_new_session=True,
     )
     log.close()
+    _await_mark(proc, run_dir)
     tmp = run_dir / f"{name}.pid.tmp"
     tmp.write_text(str(proc.pid))
     tmp.replace(run_dir / f"{name}.pid")
     return proc
+
+
+def _await_mark(proc: subprocess.Popen, run_dir: Path, within: float = 5.0) -> None:
+    """Return once the new process shows its mark. Popen returns as soon as the child execs, but the kernel
+    fills in the new program's environment a moment later: read before then, it is empty."""
+    deadline = time.monotonic() + within
+    expected = f"{MARK}={mark(run_dir)}".encode()
+    while time.monotonic() < deadline and proc.poll() is None:
+        environ = _environ(proc.pid)
+        if environ is None or expected in environ:
+            return
+        time.sleep(0.001)
 
 
 def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = None, name: str = "") -> None:

@@ -31,6 +31,32 @@ def test_a_healthy_run_exits_0_with_the_rows_moved(sandbox, run_cli, tmp_path):
     assert f"run manual-trigger-for-stuck-batch COMPLETED; {ROWS} row(s) reached IN_PROGRESS" in err
 
 
+def test_rows_that_reach_their_status_after_the_run_completed_count(sandbox, tmp_path):
+    """What the run hands on (a Modal spawn) moves the rows after the run is COMPLETED: a cold start is no failure."""
+    from pipectl.config_load import load_config
+    from pipectl.repair import JournalRun, execute
+    from pipectl.repairs.trigger import TriggerRun
+    from pipectl.sandbox import database
+
+    prefect_stack.set_job_variables(sandbox.state.prefect_api_url, ORCHESTRATOR, prefect_stack.broken_job_variables())
+    sandbox.dirty()
+    seen: list[str] = []
+
+    def watch(line: str) -> None:  # the moment pipectl says it waits, the late worker claims every row
+        seen.append(line)
+        if "waiting up to" in line:
+            database.set_status(sandbox.state.database_url, "IN_PROGRESS")
+
+    config = load_config(sandbox.config_path)
+    repair = TriggerRun(config, ORCHESTRATOR, wait=True, timeout_s=120, watch=watch, poll_s=0.2)
+    book = Journal(tmp_path / "j")
+    outcome = execute(repair, JournalRun(book, book.start("pipectl trigger", "sandbox")), yes=True)
+    assert any("Completed; waiting up to" in line and "IN_PROGRESS" in line for line in seen), seen
+    assert outcome.ok, outcome.summary
+    assert f"{ROWS} row(s) reached IN_PROGRESS" in outcome.summary
+    assert f"IN_PROGRESS={ROWS}" in " ".join(seen)  # the late move was shown as it happened
+
+
 def test_rows_verdict_table():
     def verdict(before, after, to="IN_PROGRESS") -> Outcome:
         return rows_verdict("r", "PENDING", to, before, after, {})
