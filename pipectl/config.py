@@ -112,6 +112,8 @@ class PrefectConfig(Section):
     api_url: str | None = None
     api_key: str | None = None
     """Secret. Use `env:PREFECT_API_KEY`."""
+    timeout: float = Field(default=15.0, gt=0)
+    """Seconds each request a repair or the watchdog makes to Prefect may take, retries included."""
     deployments: list[DeploymentConfig] = Field(default_factory=list)
 
 

@@ -212,6 +212,7 @@ class WatchDeploy(Repair):
         self.name = deployment_name(config.pipeline, name)
         self.parameters = {"config": worker_config, "context": context, "timeout": timeout}
         self._api = (config.prefect.api_url, config.prefect.api_key)
+        self._timeout = config.prefect.timeout
         self._existing: Any = None
 
     def _wanted(self) -> dict[str, Any]:
@@ -223,7 +224,7 @@ class WatchDeploy(Repair):
         from pipectl.connectors import prefect_watch
         from pipectl.durations import format_duration
 
-        if prefect_api.read_work_pool(*self._api, self.work_pool) is None:
+        if prefect_api.read_work_pool(*self._api, self.work_pool, timeout=self._timeout) is None:
             raise UsageError(f"--work-pool {self.work_pool}: Prefect at {self._api[0]} has no such work pool")
         self._existing = prefect_watch.read_watchdog(*self._api, self.name)
         details = {"deployment": self.name, "work_pool": self.work_pool, "every": format_duration(self.every),
@@ -250,7 +251,8 @@ class WatchDeploy(Repair):
             *self._api, flow_name=flow, name=name, entrypoint=ENTRYPOINT, work_pool=self.work_pool,
             pull_steps=PULL_STEPS, parameters=self.parameters, parameter_schema=flow_parameter_schema(),
             tags=["pipectl"], description=f"pipectl doctor on pipeline {self.config.pipeline}; events "
-            f"{EVENT_PREFIX}* on change", replace=True, schedule_every=self.every, concurrency_limit=1)
+            f"{EVENT_PREFIX}* on change", replace=True, schedule_every=self.every, concurrency_limit=1,
+            timeout=self._timeout)
         journal.record("change", {"kind": "deployment_created", "deployment": self.name,
                                   "deployment_id": deployment_id, "replaced": self._existing is not None,
                                   "before": self._existing.as_dict() if self._existing else None})

@@ -123,13 +123,14 @@ class PatchJobVariables(Repair):
         self.config, self.name = config, deployment
         self.set_env, self.unset_env, self.set_paths = dict(set_env), list(unset_env), dict(set_paths or {})
         self._api = (config.prefect.api_url, config.prefect.api_key)
+        self._timeout = config.prefect.timeout
         self._before: dict[str, Any] | None = None
         self._deployment_id = ""
 
     def plan(self) -> Plan:
         if not self._api[0]:
             raise UsageError("no [prefect] api_url in the config")
-        deployment = prefect_api.read_deployment(*self._api, self.name)
+        deployment = prefect_api.read_deployment(*self._api, self.name, timeout=self._timeout)
         if deployment is None:
             raise missing_deployment(self.config, self.name)
         self._deployment_id = deployment.id
@@ -141,14 +142,14 @@ class PatchJobVariables(Repair):
                     {"deployment": self.name, "deployment_id": deployment.id})
 
     def apply(self, plan: Plan, journal: JournalRun) -> Outcome:
-        current = prefect_api.read_deployment(*self._api, self.name)
+        current = prefect_api.read_deployment(*self._api, self.name, timeout=self._timeout)
         if current is None or current.id != self._deployment_id:
             return Outcome(False, f"deployment {self.name} disappeared or was replaced since the plan; nothing changed")
         if current.job_variables != self._before:
             return Outcome(False, f"the job variables of {self.name} changed since the plan; nothing changed — "
                                   "run the command again to plan against the new values")
         after = merged(self._before or {}, self.set_env, self.unset_env, self.set_paths)
-        prefect_write.update_job_variables(*self._api, self._deployment_id, after)
+        prefect_write.update_job_variables(*self._api, self._deployment_id, after, timeout=self._timeout)
         journal.record("change", {"kind": "job_variables", "deployment": self.name,
                                   "deployment_id": self._deployment_id, "before": secrets.scrub(self._before),
                                   "after": secrets.scrub(after)})
@@ -156,10 +157,10 @@ class PatchJobVariables(Repair):
         return Outcome(True, f"patched the job variables of {self.name}", {"changed_keys": len(plan.changes)})
 
     def verify(self, applied: Outcome) -> Outcome:
-        current = prefect_api.read_deployment(*self._api, self.name)
+        current = prefect_api.read_deployment(*self._api, self.name, timeout=self._timeout)
         if current is None or current.job_variables != self._after:
             return Outcome(False, f"re-read of {self.name} does not show the patched job variables")
-        missing = [b for b in _blocks(self._after) if not _block_has_value(self._api, b)]
+        missing = [b for b in _blocks(self._after) if not _block_has_value(self._api, b, self._timeout)]
         if missing:
             return Outcome(False, f"patched, but Secret block(s) {', '.join(missing)} do not exist: "
                                   f"`pipectl secret set {missing[0]} --from-env VAR`", {"missing_blocks": missing})
@@ -203,8 +204,8 @@ def _show(key: str, value: Any) -> str:
     return shown if isinstance(shown, str) else json.dumps(shown, ensure_ascii=False)
 
 
-def _block_has_value(api: tuple[str | None, str | None], name: str) -> bool:
-    value = prefect_api.read_secret_block(api[0], api[1], name)
+def _block_has_value(api: tuple[str | None, str | None], name: str, timeout: float) -> bool:
+    value = prefect_api.read_secret_block(api[0], api[1], name, timeout=timeout)
     redactor.add(value)
     return bool(value)
 

@@ -36,9 +36,10 @@ class RegisterDeployment(Repair):
         _refuse_credentials(config, entry)
         self.config, self.entry = config, entry
         self._api = (config.prefect.api_url, config.prefect.api_key)
+        self._timeout = config.prefect.timeout
 
     def plan(self) -> Plan:
-        existing = prefect_api.read_deployment(*self._api, self.entry.name)
+        existing = prefect_api.read_deployment(*self._api, self.entry.name, timeout=self._timeout)
         details = {"deployment": self.entry.name, "work_pool": self.entry.work_pool,
                    "entrypoint": self.entry.entrypoint}
         if existing is not None:
@@ -52,13 +53,14 @@ class RegisterDeployment(Repair):
         deployment_id = prefect_write.create_deployment(
             *self._api, flow_name=flow, name=name, entrypoint=self.entry.entrypoint, work_pool=self.entry.work_pool,
             job_variables=self.entry.job_variables, path=self.entry.source, parameters=self.entry.parameters,
+            timeout=self._timeout,
         )
         journal.record("change", {"kind": "deployment_created", "deployment": self.entry.name,
                                   "deployment_id": deployment_id})
         return Outcome(True, f"registered {self.entry.name}", {"deployment_id": deployment_id})
 
     def verify(self, applied: Outcome) -> Outcome:
-        found = prefect_api.read_deployment(*self._api, self.entry.name)
+        found = prefect_api.read_deployment(*self._api, self.entry.name, timeout=self._timeout)
         if found is None:
             return Outcome(False, f"{self.entry.name} is still not registered after the create call")
         if found.work_pool_name != self.entry.work_pool:

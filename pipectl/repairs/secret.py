@@ -22,9 +22,10 @@ class SetSecretBlock(Repair):
         redactor.add(value)
         self.config, self.name, self._value = config, name, value
         self._api = (config.prefect.api_url, config.prefect.api_key)
+        self._timeout = config.prefect.timeout
 
     def plan(self) -> Plan:
-        current = prefect_api.read_secret_block(*self._api, self.name)
+        current = prefect_api.read_secret_block(*self._api, self.name, timeout=self._timeout)
         redactor.add(current)
         if current == self._value:
             return Plan("secret", f"Secret block {self.name} already holds this value", (), {"block": self.name})
@@ -34,12 +35,12 @@ class SetSecretBlock(Repair):
                     {"block": self.name})
 
     def apply(self, plan: Plan, journal: JournalRun) -> Outcome:
-        prefect_write.save_secret_block(*self._api, self.name, self._value)
+        prefect_write.save_secret_block(*self._api, self.name, self._value, timeout=self._timeout)
         journal.record("change", {"kind": "secret_block", "block": self.name, "fingerprint": fingerprint(self._value)})
         return Outcome(True, f"saved Secret block {self.name}")
 
     def verify(self, applied: Outcome) -> Outcome:
-        current = prefect_api.read_secret_block(*self._api, self.name)
+        current = prefect_api.read_secret_block(*self._api, self.name, timeout=self._timeout)
         redactor.add(current)
         ok = current == self._value
         return Outcome(ok, f"Secret block {self.name} {'holds' if ok else 'does NOT hold'} the new value")

@@ -29,6 +29,7 @@ class TriggerRun(Repair):
         self.parameters, self.wait, self.timeout_s, self.watch, self.poll_s = dict(parameters or {}), wait, \
             timeout_s, watch, poll_s
         self._api = (config.prefect.api_url, config.prefect.api_key)
+        self._timeout = config.prefect.timeout
         entry = config.deployment(deployment)
         self.moves = entry.moves if entry else None
         self._deployment_id = ""
@@ -38,7 +39,7 @@ class TriggerRun(Repair):
         self._deadline = 0.0
 
     def plan(self) -> Plan:
-        found = prefect_api.read_deployment(*self._api, self.deployment)
+        found = prefect_api.read_deployment(*self._api, self.deployment, timeout=self._timeout)
         if found is None:
             raise missing_deployment(self.config, self.deployment)
         self._deployment_id = found.id
@@ -50,7 +51,7 @@ class TriggerRun(Repair):
 
     def apply(self, plan: Plan, journal: JournalRun) -> Outcome:
         self._before = self._counts()
-        run_id = prefect_write.create_flow_run(*self._api, self._deployment_id, self.name, self.parameters)
+        run_id = prefect_write.create_flow_run(*self._api, self._deployment_id, self.name, self.parameters, timeout=self._timeout)
         self.run_id = run_id
         journal.record("change", {"kind": "flow_run", "deployment": self.deployment, "flow_run_id": run_id,
                                   "counts_before": self._before})
@@ -110,7 +111,7 @@ class TriggerRun(Repair):
         self._deadline = deadline = time.monotonic() + self.timeout_s
         last = None
         while True:
-            run = prefect_api.read_flow_run(*self._api, self.run_id)
+            run = prefect_api.read_flow_run(*self._api, self.run_id, timeout=self._timeout)
             self._state = run.state_name or self._state
             if run.state_name != last:
                 last = run.state_name

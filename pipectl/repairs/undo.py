@@ -29,6 +29,7 @@ class UndoRun(Repair):
         self.config, self.run_id = config, run_id
         self.changes = [e.data for e in reversed(changes)]
         self._api = (config.prefect.api_url, config.prefect.api_key)
+        self._timeout = config.prefect.timeout
         self._restores: list[dict[str, Any]] = []
 
     def plan(self) -> Plan:
@@ -36,7 +37,7 @@ class UndoRun(Repair):
         for change in self.changes:
             kind = change.get("kind")
             if kind == "job_variables":
-                current = prefect_api.read_deployment(*self._api, change["deployment"])
+                current = prefect_api.read_deployment(*self._api, change["deployment"], timeout=self._timeout)
                 if current is None or secrets.scrub(current.job_variables) != change["after"]:
                     skipped.append(f"{change['deployment']}: job variables changed since run {self.run_id}")
                     continue
@@ -60,10 +61,10 @@ class UndoRun(Repair):
         restored_rows = 0
         for change in self._restores:
             if change["kind"] == "job_variables":
-                current = prefect_api.read_deployment(*self._api, change["deployment"])
+                current = prefect_api.read_deployment(*self._api, change["deployment"], timeout=self._timeout)
                 if current is None or secrets.scrub(current.job_variables) != change["after"]:
                     return Outcome(False, f"{change['deployment']} changed while undoing; stopped")
-                prefect_write.update_job_variables(*self._api, current.id, change["restore"])
+                prefect_write.update_job_variables(*self._api, current.id, change["restore"], timeout=self._timeout)
                 journal.record("change", {**{k: v for k, v in change.items() if k != "restore"},
                                           "before": change["after"], "after": secrets.scrub(change["restore"]),
                                           "undoes": self.run_id})
@@ -82,7 +83,7 @@ class UndoRun(Repair):
     def verify(self, applied: Outcome) -> Outcome:
         for change in self._restores:
             if change["kind"] == "job_variables":
-                current = prefect_api.read_deployment(*self._api, change["deployment"])
+                current = prefect_api.read_deployment(*self._api, change["deployment"], timeout=self._timeout)
                 if current is None or current.job_variables != change["restore"]:
                     return Outcome(False, f"{change['deployment']} does not show the restored job variables")
         return applied

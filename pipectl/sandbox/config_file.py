@@ -43,6 +43,7 @@ stuck_after = {{ pending = "10m" }}
 
 [prefect]
 api_url = "{prefect_api_url}"
+timeout = 60  # the sandbox's Prefect keeps its database in SQLite: a busy laptop makes its writes wait
 
 [[prefect.deployments]]
 name = "{orchestrator}"
