@@ -116,8 +116,9 @@ class PrefectRuns(DeploymentsCheck):
                 subject=name,
                 impact=f"{name} is not executing at all; everything it should move stays where it is.",
                 evidence=evidence,
-                advice=(f"See why in prefect.work_pool:{pool}." if pool else
-                        f"The deployment is on no work pool: see prefect.deployment:{name}."),
+                advice=(f"Its concurrency limit of 0 refuses them: see prefect.deployment:{name}."
+                        if deployment.concurrency_limit == 0 else f"See why in prefect.work_pool:{pool}." if pool
+                        else f"The deployment is on no work pool: see prefect.deployment:{name}."),
             ))
         if problems:
             first = problems[0]

@@ -16,7 +16,8 @@ class PrefectWorkPool(DeploymentsCheck):
     no live worker, a concurrency limit of 0, a work queue that is paused or limited to 0, or holds Late
     runs. A worker is live when Prefect reports it ONLINE: a heartbeat within 3× its heartbeat interval
     (90 s by default). Late runs with a worker that still looks ONLINE mean that worker died moments ago,
-    hangs, or the pool's concurrency limit is reached.
+    hangs, or the pool's concurrency limit is reached. Late runs of a deployment whose own concurrency limit
+    is 0 are not counted: no worker could start them (prefect.deployment names that).
 
     Why it matters: runs of a pool nobody polls are never started; they go Late and the rows they
     should move stay PENDING, while every deployment looks fine.
@@ -107,6 +108,16 @@ class PrefectWorkPool(DeploymentsCheck):
                 advice="Or set the limit production needs: `prefect work-pool set-concurrency-limit "
                        f"{name} N`.",
             )
+        held = _held_by_deployment_limits(ctx, budget, users) if late else {}
+        if held:  # runs no worker could start say nothing about the workers
+            evidence["late_runs_held_by"] = held
+            late = max(late - sum(held.values()), 0)
+        if held and not late:
+            return self.ok(
+                f"work pool {name}: {len(live)} live worker(s); its Late runs are {', '.join(held)}'s, whose "
+                "concurrency limit of 0 refuses them (see prefect.deployment)",
+                subject=name, evidence=evidence,
+            )
         if late:
             limit = (f", or the pool's concurrency limit ({info.concurrency_limit}) is reached"
                      if info.concurrency_limit is not None else "")
@@ -122,3 +133,14 @@ class PrefectWorkPool(DeploymentsCheck):
             f"work pool {name}: {len(live)} live worker(s), no Late runs",
             subject=name, evidence=evidence,
         )
+
+
+def _held_by_deployment_limits(ctx: Context, budget: Budget, users: list[str]) -> dict[str, int]:
+    """Late runs, by deployment, that the deployment's own concurrency limit of 0 keeps from starting:
+    no worker could start them, so they say nothing about the pool's workers."""
+    held = {}
+    for user in users:
+        deployment = prefect_api.read_deployment(*api(ctx), user, timeout=budget.left())
+        if deployment is not None and deployment.concurrency_limit == 0:
+            held[user] = prefect_api.count_late_runs(*api(ctx), deployment_id=deployment.id, timeout=budget.left())
+    return {user: late for user, late in held.items() if late}

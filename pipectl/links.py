@@ -47,10 +47,7 @@ LINKS: tuple[Link, ...] = (
     Link("sqs.queue", (_CREDENTIALS,), cause_subjects=("aws", "sqs")),
     Link("sqs.dlq", (_CREDENTIALS,), cause_subjects=("aws", "sqs")),
     Link("prefect.deployment", ("prefect.work_pool",), when={"problem": "work_pool_missing"}),
-    # a deployment whose concurrency limit is 0: the server refuses its runs, which go Late in a pool whose
-    # worker is fine; a deployment whose slots zombie runs hold
-    Link("prefect.work_pool", ("prefect.deployment",), when={"problem": "late_runs"},
-         cause_when={"problem": "concurrency_zero"}),
+    # a deployment whose slots zombie runs hold
     Link("prefect.deployment", ("prefect.stalled",), when={"problem": "concurrency_full"}),
     # a deleted pool leaves its deployments on no pool: recreate the pool first, then point them back at it
     Link("prefect.deployment", ("prefect.work_pool",), when={"problem": "work_pool_mismatch", "work_pool": "None"}),

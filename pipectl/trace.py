@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from pipectl.config import PipelineConfig, StateTable
+from pipectl.connectors.pg_names import split_table
 from pipectl.errors import NotFound, PipectlError, Unreachable, UsageError
 
 RUNS_SEARCHED = 1000
@@ -138,7 +139,7 @@ def _postgres(config: PipelineConfig, item_id: str, tables: list[StateTable], ti
         since = f"since {_clock(updated)}" if updated else f"({table.updated_column} unknown)"
         clauses.append(f"{table.table + ' ' if len(tables) > 1 else ''}row status {status} {since}")
     part.found = bool(rows)
-    holders = {table.table.rpartition(".")[2] for table, *_ in rows}
+    holders = {split_table(table.table)[1] for table, *_ in rows}
     part.label = holders.pop().removesuffix("s") if len(holders) == 1 else None
     part.summary = "; ".join(clauses) or ("state tables unreadable" if unread == len(tables) else
                                           f"no row in {', '.join(t.table for t in tables)}{_some(unread)}")

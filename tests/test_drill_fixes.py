@@ -122,14 +122,18 @@ SYMPTOMS = {
     "pool-paused": _STUCK.format("PENDING"),
     "pool-concurrency-zero": _STUCK.format("PENDING"),
     "queue-paused": _STUCK.format("PENDING"),
-    # the worker is fine: the runs the server refuses go Late, and the pool's finding says so
-    "deployment-concurrency-zero": "prefect.work_pool:managed-production",
+    "deployment-concurrency-zero": f"prefect.runs:{ORCHESTRATOR}",
 }
 """Drill → a symptom that must be reported as caused by the drill's cause."""
 BLOCKED = {
     "deployment-concurrency-zero": (_STUCK.format("PENDING"), f"prefect.runs:{ORCHESTRATOR}"),
 }
 """Drill → what it blocks further down: findings that must sit under the drill's cause in the tree."""
+WRONG_FIXES = {
+    # the worker is fine: the runs the server refuses go Late, and another worker would start none of them
+    "deployment-concurrency-zero": "worker start",
+}
+"""Drill → a command that would not heal it and must not be printed."""
 
 HEALED_BY_COMMANDS = [name for name, s in SCENARIOS.items() if not s.needs_person]
 NEEDS_A_PERSON = [name for name, s in SCENARIOS.items() if s.needs_person]
@@ -153,6 +157,7 @@ def test_the_printed_fix_heals_the_drill(sandbox, doctor, drill):
     _assert_linked(drill, findings)
     commands = fixes_in_tree_order(document)
     assert commands and findings[cause]["fix"], findings[cause]
+    assert not any(WRONG_FIXES.get(drill, "\0") in command for command in commands), commands
     background: list[subprocess.Popen] = []
     try:
         for command in commands:

@@ -24,15 +24,11 @@ def trigger(
     format: FormatOption = "terminal",
 ) -> int:
     """Start a flow run. With --wait, exit 1 unless it COMPLETED and its rows really moved on."""
-    from pipectl.durations import parse_duration
-    from pipectl.errors import UsageError
+    from pipectl.durations import option_seconds
     from pipectl.repairs.trigger import TriggerRun
 
     deployment = deployment_name(deployment)
-    try:
-        limit = parse_duration(timeout).total_seconds()
-    except ValueError as exc:
-        raise UsageError(f"--timeout: {exc}") from None
+    limit = option_seconds(timeout, "--timeout")
     cfg = load(config)
     repair = TriggerRun(cfg, deployment, name=name, parameters=_params(param or []), wait=wait, timeout_s=limit,
                         watch=note)

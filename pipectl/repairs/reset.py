@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from pipectl.config import PipelineConfig, StateTable
+from pipectl.connectors.pg_names import split_table
 from pipectl.durations import format_duration
 from pipectl.errors import PipectlError, UsageError
 from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
@@ -32,7 +33,7 @@ def find_table(config: PipelineConfig, name: str | None) -> StateTable:
             raise UsageError("no [[state_tables]] in the config: nothing to reset")
         raise UsageError(f"several state tables are configured: pick one with --table ({known})")
     for table in tables:
-        if name == table.table or name == table.table.rpartition(".")[2]:
+        if name in (table.table, split_table(table.table)[1]):
             return table
     raise UsageError(f"no state table {name!r} in the config (state tables: {known})")
 

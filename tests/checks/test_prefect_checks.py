@@ -151,10 +151,12 @@ CASES: list[tuple[str | None, list[Expect]]] = [
                 "late_runs": 1}, summary=("has a concurrency limit of 0: none of its runs can start", "1 run Late"),
                fix="PREFECT_API_URL=http://127.0.0.1:"),
         Expect("prefect.deployment", OK, subject=PROCESS_JOB, evidence={"concurrency_limit": None}),
-        # the worker is fine: the Late runs it cannot start are the deployment's doing
-        Expect("prefect.work_pool", FAIL, Severity.P0, POOL, {"problem": "late_runs"},
+        # the worker is fine: the Late runs no worker could start are the deployment's doing, and starting
+        # another worker (the fix for Late runs of a pool) would be the wrong advice
+        Expect("prefect.work_pool", OK, subject=POOL, evidence={"late_runs": 1,
+                                                                "late_runs_held_by": {ORCHESTRATOR: 1}}),
+        Expect("prefect.runs", FAIL, subject=ORCHESTRATOR, evidence={"late": 1},
                caused_by=(f"prefect.deployment:{ORCHESTRATOR}",)),
-        Expect("prefect.runs", FAIL, subject=ORCHESTRATOR, evidence={"late": 1}, caused_by=(f"prefect.work_pool:{POOL}",)),
     ]),
     ("missing-modal-creds", [
         Expect("prefect.job_variables", FAIL, Severity.P0, ORCHESTRATOR,
