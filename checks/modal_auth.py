@@ -79,7 +79,7 @@ class ModalAuth(Check):
     """
 
     id = "modal.auth"
-    libraries = ("modal", "httpx")
+    libraries = ("modal_proto.api_grpc", "httpx")
     component = "modal"
     severity = Severity.P0
 

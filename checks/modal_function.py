@@ -27,7 +27,7 @@ class ModalFunction(Check):
     """
 
     id = "modal.function"
-    libraries = ("modal",)
+    libraries = ("modal_proto.api_grpc",)
     component = "modal"
     severity = Severity.P0
 
