@@ -133,13 +133,24 @@ class Prefect:
     def __init__(self, api_url: str) -> None:
         self.api = api_url
 
+    def request(self, method: str, path: str, **options) -> httpx.Response:
+        """One request, sent again while the server says it is busy (503, 429: its SQLite database was locked),
+        as Prefect's own client does."""
+        for pause in (0.5, 1, 2, 4, 8, 0):
+            answer = httpx.request(method, self.api + path, timeout=30, **options)
+            if answer.status_code not in (429, 503) or not pause:
+                return answer
+            time.sleep(pause)
+        raise AssertionError("unreachable")
+
     def get(self, path: str):
-        return httpx.get(self.api + path, timeout=30)
+        return self.request("GET", path)
 
     def post(self, path: str, body: dict):
-        answer = httpx.post(self.api + path, json=body, timeout=30)
-        answer.raise_for_status()
-        return answer.json()
+        return self.request("POST", path, json=body).raise_for_status().json()
+
+    def delete(self, path: str) -> None:
+        self.request("DELETE", path).raise_for_status()
 
     def deployment(self):
         answer = self.get(f"/deployments/name/{WATCHDOG}")
@@ -163,16 +174,16 @@ class Prefect:
         next run of this test must start with no previous state."""
         for key in (report_key("sandbox"), state_key("sandbox")):
             for artifact in self.artifacts(key):
-                httpx.delete(f"{self.api}/artifacts/{artifact['id']}", timeout=30)
+                self.request("DELETE", f"/artifacts/{artifact['id']}")
         flow = self.get("/flows/name/pipectl-watch")
         if flow.status_code == 200:
-            httpx.delete(f"{self.api}/flows/{flow.json()['id']}", timeout=30).raise_for_status()
+            self.delete(f"/flows/{flow.json()['id']}")
         for automation in self.post("/automations/filter", {}):
             if automation["name"] == "pipectl findings":
-                httpx.delete(f"{self.api}/automations/{automation['id']}", timeout=30).raise_for_status()
+                self.delete(f"/automations/{automation['id']}")
         block = self.get(f"/block_types/slug/custom-webhook/block_documents/name/{HOOK_BLOCK}")
         if block.status_code == 200:
-            httpx.delete(f"{self.api}/block_documents/{block.json()['id']}", timeout=30).raise_for_status()
+            self.delete(f"/block_documents/{block.json()['id']}")
 
 
 def wait_for(what: str, condition: Callable[[], object]) -> object:

@@ -49,7 +49,7 @@ timeout = 60  # the sandbox's Prefect keeps its database in SQLite: a busy lapto
 name = "{orchestrator}"
 work_pool = "{pool}"
 required_env = ["MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET"]
-moves = {{ table = "workflow_states", from_status = "PENDING", to_status = "IN_PROGRESS", settle = "20s" }}
+moves = {{ table = "workflow_states", from_status = "PENDING", to_status = "IN_PROGRESS", settle = "10s" }}
 
 [[prefect.deployments]]
 name = "{process_job}"

@@ -26,6 +26,11 @@ def behind_proxy(sandbox, tmp_path):
     return proxy, config
 
 
+POLL = 0.1
+"""Seconds between looks at the journal while the process writes it: a tight loop took a core from the
+process it waits for (and from every other test on a 2-core machine)."""
+
+
 def wait_for_event(journal, kind: str, process: subprocess.Popen, deadline_s: float = 120.0):
     """The first `kind` record of the journal's only run, read as the process writes it."""
     deadline = time.monotonic() + deadline_s
@@ -33,6 +38,7 @@ def wait_for_event(journal, kind: str, process: subprocess.Popen, deadline_s: fl
         found = _read(journal, lambda book, run: book.events(run.id, kind))
         if found:
             return found[0]
+        time.sleep(POLL)
     raise AssertionError(f"no {kind} record before the process ended: {process.communicate()}")
 
 
@@ -107,6 +113,7 @@ def wait_for_flow_run(journal, process: subprocess.Popen, deadline_s: float = 18
         if _read(journal, lambda book, run: [e for e in book.events(run.id, "change")
                                              if e.data.get("kind") == "flow_run"]):
             return
+        time.sleep(POLL)
     raise AssertionError(f"no flow run journaled before the playbook ended: {process.communicate()}")
 
 
