@@ -116,9 +116,11 @@ def _root(
 
 
 INTERNAL_ERROR = 70
-# Typer ≥ 0.2x vendors click and raises its own copies of click's exceptions; older releases raise click's.
+# Typer ≥ 0.2x vendors click and raises its own copies of click's exceptions; older releases raise click's
+# (imported only for those: loading click costs `--help` a twentieth of its time).
 _CLICK_ERRORS: tuple[type[Exception], ...] = tuple(
-    cls for cls in (getattr(typer, "TyperException", None), _optional_click_exception()) if cls is not None
+    cls for cls in ((getattr(typer, "TyperException", None),) if hasattr(typer, "TyperException")
+                    else (_optional_click_exception(),)) if cls is not None
 )
 
 
