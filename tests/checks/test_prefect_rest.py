@@ -419,23 +419,29 @@ def test_a_csrf_protected_server_gets_a_token(fake):
     assert last.body["work_pools"] == {"name": {"any_": ["p"]}}
 
 
+WRITE_DEADLINE = 120
+"""Seconds for a write with its repeats: ample, so only the count of attempts is tested, not the machine's speed."""
+
+
 def test_writes_through_the_prefect_client_are_repeated_by_pipectl_only_when_not_carried_out(fake):
     """The Prefect client's own retries are off; pipectl repeats a write (a few times, within the deadline)
     only when the server says it did nothing (503: Prefect's database was busy)."""
+    import prefect.client.orchestration  # noqa: F401 - loaded before any deadline starts, as pipectl's CLI does
+
     path = f"/deployments/{DEPLOYMENT['id']}"
     server = fake({("PATCH", path): [(503, {"exception_message": "Service Unavailable"})],
                    ("GET", "/csrf-token"): [(422, {"detail": "CSRF protection is disabled."})]})
     with pytest.raises(Unreachable, match="HTTP 503"):
-        writes.update_job_variables(server.url, KEY, DEPLOYMENT["id"], {"env": {}}, timeout=20)
+        writes.update_job_variables(server.url, KEY, DEPLOYMENT["id"], {"env": {}}, timeout=WRITE_DEADLINE)
     assert len(server.calls("PATCH", path)) == WRITE_ATTEMPTS
     server = fake({("PATCH", path): [(503, {}), (204, None)],
                    ("GET", "/csrf-token"): [(422, {"detail": "CSRF protection is disabled."})]})
-    writes.update_job_variables(server.url, KEY, DEPLOYMENT["id"], {"env": {}}, timeout=20)
+    writes.update_job_variables(server.url, KEY, DEPLOYMENT["id"], {"env": {}}, timeout=WRITE_DEADLINE)
     assert len(server.calls("PATCH", path)) == 2
     server = fake({("PATCH", path): [(502, {})],  # it may have been done: not repeated
                    ("GET", "/csrf-token"): [(422, {"detail": "CSRF protection is disabled."})]})
     with pytest.raises(Unreachable, match="HTTP 502"):
-        writes.update_job_variables(server.url, KEY, DEPLOYMENT["id"], {"env": {}}, timeout=20)
+        writes.update_job_variables(server.url, KEY, DEPLOYMENT["id"], {"env": {}}, timeout=WRITE_DEADLINE)
     assert len(server.calls("PATCH", path)) == 1
 
 
