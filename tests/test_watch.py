@@ -136,12 +136,13 @@ class Prefect:
     def request(self, method: str, path: str, **options) -> httpx.Response:
         """One request, sent again while the server says it is busy (503, 429: its SQLite database was locked),
         as Prefect's own client does."""
-        for pause in (0.5, 1, 2, 4, 8, 0):
-            answer = httpx.request(method, self.api + path, timeout=30, **options)
-            if answer.status_code not in (429, 503) or not pause:
-                return answer
+        answer = httpx.request(method, self.api + path, timeout=30, **options)
+        for pause in (0.5, 1, 2, 4, 8):
+            if answer.status_code not in (429, 503):
+                break
             time.sleep(pause)
-        raise AssertionError("unreachable")
+            answer = httpx.request(method, self.api + path, timeout=30, **options)
+        return answer
 
     def get(self, path: str):
         return self.request("GET", path)

@@ -80,7 +80,6 @@ async def _with_stub(
 ) -> T:
     """Run `action(stub, metadata)` on a fresh channel within `timeout`, translating Modal's errors."""
     from grpclib import GRPCError, Status
-    from grpclib.client import Channel
     from grpclib.exceptions import ProtocolError, StreamTerminatedError
     from modal_proto import api_grpc
 
@@ -91,7 +90,7 @@ async def _with_stub(
                            "it cannot be sent as it is")
     url = server_url or modal_setting("server_url") or DEFAULT_SERVER_URL
     where = _where(url)
-    channel = _channel(Channel, url)
+    channel = _channel(url)
 
     try:
         return await asyncio.wait_for(action(api_grpc.ModalClientStub(channel), _metadata(token_id, token_secret)),
@@ -115,14 +114,16 @@ async def _with_stub(
         channel.close()
 
 
-def _channel(channel_type: Any, url: str) -> Any:
+def _channel(url: str) -> Any:
     """A grpclib channel to the first server of `url` (Modal's setting may list fallbacks after a comma)."""
+    from grpclib.client import Channel
+
     first = urllib.parse.urlparse(url.split(",")[0].strip())
     if first.scheme not in ("http", "https") or not first.hostname:
         raise ConnectorError(f"the Modal server URL {_where(url)!r} is not an http(s) URL")
     secure = first.scheme == "https"
     port = first.port or (443 if secure else 80)
-    return channel_type(first.hostname, port, ssl=h2_tls_context() if secure else None)
+    return Channel(first.hostname, port, ssl=h2_tls_context() if secure else None)
 
 
 def _metadata(token_id: str, token_secret: str) -> dict[str, str]:
