@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import statistics
@@ -43,14 +44,25 @@ def sandbox_config(config: str | None):
             stack.down(layout)
 
 
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+started = time.perf_counter()
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+_, status, usage = os.wait4(child.pid, 0)
+wall = time.perf_counter() - started
+print(json.dumps([wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)]))
+"""
+"""Starts the measured command from a small interpreter: Linux counts the peak RSS of a process from before
+its exec too, so a command started straight from this script (which has a sandbox's libraries loaded)
+would report this script's memory, not its own."""
+
+
 def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, int]:
     """(wall s, CPU s, peak RSS MiB, exit code) of one whole process, from the kernel's own accounting."""
-    started = time.perf_counter()
-    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, child.returncode
+    launched = subprocess.run([sys.executable, "-I", "-S", "-c", _LAUNCHER, *argv], env=env, check=True,
+                              capture_output=True, text=True)
+    wall, cpu, rss, code = json.loads(launched.stdout)
+    return wall, cpu, rss, code
 
 
 def main() -> None:

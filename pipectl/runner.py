@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import inspect
 import threading
 import time
@@ -12,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pipectl import spread, suppressions
+from pipectl import shared_reads, spread, suppressions
 from pipectl.deadline import retry_advice, track, waiting_for
 from pipectl.durations import whole_seconds
 from pipectl.errors import PipectlError, Unauthorized, UsageError
@@ -37,9 +38,10 @@ def run_checks(checks: Iterable[type[Check]], ctx: Context, pipeline: str = "") 
     instances = [cls() for cls in checks]
     halves = spread.split(instances)
     if halves is None:
+        spread.dismiss_helper()
         per_check = _run_group(instances, ctx)
     else:
-        groups = spread.run_split(*halves, lambda group: _run_group(group, ctx), ctx.timeout)
+        groups = spread.run_split(*halves, functools.partial(_run_group, ctx=ctx), ctx.timeout)
         by_check = dict(zip([*halves[0], *halves[1]], groups, strict=True))
         per_check = [by_check[check] for check in instances]  # the order of a one-process run
     findings = link_findings([f for group in per_check for f in group])
@@ -57,7 +59,8 @@ def _run_group(checks: Sequence[Check], ctx: Context) -> list[list[Finding]]:
     """Import what the checks need, then run them all at once; one list of findings per check."""
     _import_libraries(checks, ctx)
     # the checks' deadlines start only now: slow imports on a busy machine are not a slow system
-    return asyncio.run(_gather(list(checks), ctx))
+    with shared_reads.scope():
+        return asyncio.run(_gather(list(checks), ctx))
 
 
 def require_something_checked(result: DoctorResult, config_path: str, selected: bool = False) -> None:

@@ -121,3 +121,54 @@ def test_a_child_that_dies_turns_its_checks_into_errors_and_the_parent_goes_on()
     findings = {f["check"]: f for f in json.loads(done.stdout)["findings"]}
     assert findings["test.parent"]["status"] == "ok"
     assert findings["test.child"]["status"] == "error" and "crashed" in findings["test.child"]["summary"]
+
+
+_CHECKS_MODULE = '''
+import os
+from pipectl.interface import Check
+from pipectl.redact import redactor
+
+class AskedOverHttp(Check):
+    id, component, libraries = "test.parent", "http", ("httpx",)
+    def run(self, ctx):
+        return [self.ok(f"ran in {os.getpid()}")]
+
+class EchoesPlanted(Check):
+    id, component, libraries = "test.child", "database", ("psycopg",)
+    def run(self, ctx):
+        return [self.fail(redactor(f"the server said {ctx.environ['PLANTED']}") + f" in {os.getpid()}")]
+'''
+
+_HELPER_SCRIPT = """
+import os, sys
+from pipectl import spread
+from pipectl.config import PipelineConfig
+from pipectl.interface import Context
+from pipectl.redact import redactor
+from pipectl.report import json as report
+from pipectl.runner import run_checks
+
+spread.start_helper()  # as `pipectl doctor` does, before the config is read
+helper = spread._helper.pid if spread._helper else None
+redactor.add(os.environ["PLANTED"])  # learnt afterwards, as the config's secrets are
+from planted_checks import AskedOverHttp, EchoesPlanted
+result = run_checks([AskedOverHttp, EchoesPlanted], Context(config=PipelineConfig(), environ=dict(os.environ)))
+sys.stdout.write(f"{helper}\\n" + report.render(result))  # not redacted again here: the helper's own text
+"""
+
+
+def test_the_helper_forked_before_the_config_runs_the_childs_checks_and_masks_what_the_parent_learnt_since(
+        tmp_path):
+    (tmp_path / "planted_checks.py").write_text(_CHECKS_MODULE)
+    planted = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
+    env = python_env(PLANTED=planted)
+    env["PYTHONPATH"] = f"{tmp_path}:{env.get('PYTHONPATH', '')}"
+    done = subprocess.run([sys.executable, "-c", _HELPER_SCRIPT], capture_output=True, text=True, timeout=120,
+                          check=False, env=env, preexec_fn=default_signals)
+    assert done.returncode == 0, done.stderr[-2000:]
+    helper, _, body = done.stdout.partition("\n")
+    findings = {f["check"]: f["summary"] for f in json.loads(body)["findings"]}
+    assert findings["test.parent"].split()[-1] != helper
+    assert findings["test.child"].split()[-1] == helper  # the helper ran it, not a process forked later
+    assert "the server said" in findings["test.child"]
+    assert planted not in done.stdout and planted[:8] not in done.stdout and planted[-8:] not in done.stdout

@@ -48,6 +48,9 @@ def doctor(
         "has passed, then report the last run and exit with its code.")] = None,
 ) -> int:
     """Run every check concurrently and name the root cause of what is stuck."""
+    from pipectl import spread
+
+    spread.start_helper()  # its libraries load while this process reads the config
     from pipectl.config_load import environment
     from pipectl.errors import UsageError
     from pipectl.exit_codes import exit_code

@@ -24,6 +24,7 @@ from pipectl.connectors.prefect_rest import (
     split_deployment_name,
 )
 from pipectl.errors import ConnectorError, UsageError
+from pipectl.shared_reads import shared
 
 _STATE_TYPES = (
     "SCHEDULED", "PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "CRASHED", "PAUSED", "CANCELLING",
@@ -167,6 +168,7 @@ def _worker_info(w: dict[str, Any]) -> WorkerInfo:
                       last_heartbeat=parse_time(w.get("last_heartbeat_time")))
 
 
+@shared
 def api_health(api_url: str, api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> str:
     """Check the API answers and accepts the credentials; return the server version.
 
@@ -185,6 +187,7 @@ def api_health(api_url: str, api_key: str | None = None, timeout: float = DEFAUL
     return call(api_url, api_key, timeout, "health check", run)
 
 
+@shared
 def read_deployment(
     api_url: str, api_key: str | None, name: str, timeout: float = DEFAULT_TIMEOUT
 ) -> DeploymentInfo | None:
@@ -199,6 +202,7 @@ def read_deployment(
     return call(api_url, api_key, timeout, f"read deployment {name}", run)
 
 
+@shared
 def read_work_pool(
     api_url: str, api_key: str | None, name: str, timeout: float = DEFAULT_TIMEOUT
 ) -> WorkPoolInfo | None:
@@ -224,6 +228,7 @@ def read_work_pool(
     return call(api_url, api_key, timeout, f"read work pool {name}", run)
 
 
+@shared
 def count_late_runs(
     api_url: str,
     api_key: str | None,
@@ -249,6 +254,7 @@ def count_late_runs(
     return call(api_url, api_key, timeout, f"count late runs of {target}", run)
 
 
+@shared
 def count_moving_runs(api_url: str, api_key: str | None, deployment_ids: list[str],
                       timeout: float = DEFAULT_TIMEOUT) -> int:
     """Runs of these deployments that are on their way: scheduled (Late ones too: a worker just started
@@ -262,6 +268,7 @@ def count_moving_runs(api_url: str, api_key: str | None, deployment_ids: list[st
     return call(api_url, api_key, timeout, "count the runs on their way", run)
 
 
+@shared
 def recent_flow_runs(
     api_url: str,
     api_key: str | None,
@@ -294,6 +301,7 @@ def recent_flow_runs(
     return call(api_url, api_key, timeout, f"read flow runs of deployment {deployment_id}", run)
 
 
+@shared
 def read_flow_run(api_url: str, api_key: str | None, flow_run_id: str, timeout: float = DEFAULT_TIMEOUT) -> FlowRunInfo:
     """One flow run; NotFound if there is none with that id."""
     run_uuid = as_uuid(flow_run_id, "flow run")
@@ -304,6 +312,7 @@ def read_flow_run(api_url: str, api_key: str | None, flow_run_id: str, timeout: 
     return call(api_url, api_key, timeout, f"read flow run {flow_run_id}", run)
 
 
+@shared
 def read_secret_block(api_url: str, api_key: str | None, name: str, timeout: float = DEFAULT_TIMEOUT) -> str | None:
     """The value of Secret block `name`, or None if there is no such block.
 
@@ -324,6 +333,7 @@ def read_secret_block(api_url: str, api_key: str | None, name: str, timeout: flo
     return call(api_url, api_key, timeout, f"read Secret block {name}", run, carries_secret=True)
 
 
+@shared
 def secret_block_names(api_url: str, api_key: str | None, timeout: float = DEFAULT_TIMEOUT) -> list[str]:
     """The names of every Secret block (values are not read), a page (the server's default size) at a time."""
     query: dict[str, Any] = {
@@ -362,6 +372,7 @@ RUN_PAGE = 200
 """The largest page Prefect's /flow_runs/filter serves by default (PREFECT_API_DEFAULT_LIMIT)."""
 
 
+@shared
 def flow_runs_with_parameters(
     api_url: str, api_key: str | None, deployment_id: str, limit: int = 1000, timeout: float = DEFAULT_TIMEOUT
 ) -> list[tuple[FlowRunInfo, dict[str, Any]]]:
@@ -383,6 +394,7 @@ def flow_runs_with_parameters(
     return call(api_url, api_key, timeout, f"read flow runs of deployment {deployment_id}", run)
 
 
+@shared
 def flow_run_states(
     api_url: str, api_key: str | None, flow_run_ids: list[str], timeout: float = DEFAULT_TIMEOUT
 ) -> dict[str, list[StateInfo]]:

@@ -356,3 +356,26 @@ name = "{ORCHESTRATOR}"
 moves = {{ table = "workflow_states", from_status = "PENDING"{to} }}
 """))
     assert statuses_to_move(config, config.prefect.deployments[0]) == expected
+
+
+def test_one_run_of_the_checks_asks_prefect_each_question_once(sandbox):
+    """Four checks look at each deployment and two at the work pool; Prefect is asked once for each
+    (its CPU, on a small machine, is the CPU doctor needs), and every check still concludes OK."""
+    from urllib.parse import urlsplit
+
+    from tests.fixtures.proxy import CuttableProxy
+
+    api = urlsplit(sandbox.state.prefect_api_url)
+    proxy = CuttableProxy(api.hostname, api.port)
+    config = sandbox.config_path.with_name("shared-reads.toml")
+    config.write_text(sandbox.config_path.read_text().replace(f"127.0.0.1:{api.port}/", f"127.0.0.1:{proxy.port}/"))
+    try:
+        result = doctor(config)
+    finally:
+        proxy.cut()
+        config.unlink()
+    assert [f.id for f in result.findings if f.status is not OK] == []
+    asked = [line.split()[1] for line in proxy.request_lines() if line.startswith("GET ")]
+    for name in (ORCHESTRATOR, PROCESS_JOB):
+        assert asked.count(f"/api/deployments/name/{name}") == 1, asked
+    assert asked.count(f"/api/work_pools/{POOL}") == 1, asked
