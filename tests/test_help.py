@@ -51,3 +51,31 @@ def test_arguments_are_named_in_capitals_in_usage_and_errors(run_cli):
     assert "{SERVICE} {ASSIGNMENTS}..." in out and "[[services]]" in out
     code, _, err = run_cli("trace")
     assert code == 2 and "ITEM_ID" in err
+
+
+def _shape(command) -> tuple:
+    """What an operator sees of a command: its help, options and subcommands, all the way down."""
+    params = tuple((tuple(p.opts), tuple(p.secondary_opts), getattr(p, "help", None)) for p in command.params)
+    subcommands = tuple((name, _shape(sub)) for name, sub in sorted(getattr(command, "commands", {}).items()))
+    return command.help, params, subcommands
+
+
+WHOLE = typer.main.get_command(app)
+
+
+@pytest.mark.parametrize("name", sorted(WHOLE.commands))
+def test_the_invoked_command_built_alone_is_the_one_of_the_whole_app(name):
+    from pipectl.cli import _only_invoked
+
+    alone = typer.main.get_command(_only_invoked(["-c", "x.toml", "-vv", name, "--help"]))
+    assert list(alone.commands) == [name]
+    assert _shape(alone.commands[name]) == _shape(WHOLE.commands[name])
+    assert _shape(alone)[:2] == _shape(WHOLE)[:2]  # the root's own options stay
+
+
+@pytest.mark.parametrize("args", [[], ["--help"], ["-v", "-h", "doctor"], ["doctorr"], ["--install-completion"],
+                                  ["--context", "doctor"]])
+def test_no_command_root_help_or_an_unknown_name_gets_the_whole_app(args):
+    from pipectl.cli import _only_invoked
+
+    assert _shape(typer.main.get_command(_only_invoked(args))) == _shape(WHOLE)
