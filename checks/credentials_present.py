@@ -12,7 +12,7 @@ _SECTION_COMPONENT = {"database": "database", "prefect": "prefect", "modal": "mo
 class CredentialsPresent(Check):
     """Detects: environment variables a component needs that are unset or empty here — the ones
     listed under [credentials] and the ones the config references as `env:NAME`. Names only; values are
-    never read into a finding. AWS keys that are not set pass when boto3's credential chain finds
+    never read into a finding. AWS keys that are not set pass when the AWS credential chain finds
     credentials elsewhere (a profile, SSO, an assumed role, an instance role).
 
     Why it matters: both incidents began with a credential that was simply not there (AWS keys on the
@@ -23,7 +23,7 @@ class CredentialsPresent(Check):
     """
 
     id = "credentials.present"
-    libraries = ("boto3",)
+    libraries = ("botocore.session",)
     component = "config"
     severity = Severity.P0
 
@@ -71,7 +71,7 @@ def required_by_component(config: PipelineConfig) -> dict[str, list[str]]:
 
 def _aws_chain(ctx: Context, missing: list[str]) -> str | None:
     """Where a profile, SSO or a role supplies the AWS keys that are not set as variables, if anywhere."""
-    from pipectl.connectors.sqs import AWS_KEY_NAMES, credential_source
+    from pipectl.connectors.aws import AWS_KEY_NAMES, credential_source
 
     if not missing or not set(missing) <= AWS_KEY_NAMES:
         return None

@@ -24,7 +24,7 @@ class ServiceQueue(Check):
     id = "service.queue"
     component = "hosting"
     severity = Severity.P1
-    libraries = ("httpx", "boto3", "botocore.config")
+    libraries = ("httpx", "botocore.session", "botocore.config")
 
     def applies(self, ctx: Context) -> str | None:
         return None if ctx.config.services and ctx.config.queues else "no [[services]] and [[queues]] to compare"

@@ -29,7 +29,7 @@ class SqsDlq(Check):
     """
 
     id = "sqs.dlq"
-    libraries = ("boto3", "botocore.config")
+    libraries = ("botocore.session", "botocore.config")
     component = "sqs"
     severity = Severity.P1
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pipectl.connectors.sqs import QueueRef
 
 _BUDGET = 0.25
-"""Share of the run's timeout one SQS request may take: boto3 tries twice, each with connect + read."""
+"""Share of the run's timeout one SQS request may take: botocore tries twice, each with connect + read."""
 _KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 _NOT_READ = "Could not tell whether this queue works."
 
@@ -114,7 +114,7 @@ class SqsQueue(Check):
     """
 
     id = "sqs.queue"
-    libraries = ("boto3", "botocore.config")
+    libraries = ("botocore.session", "botocore.config")
     component = "sqs"
     severity = Severity.P0
 

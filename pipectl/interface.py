@@ -40,7 +40,7 @@ class Check(ABC):
     component: ClassVar[str]
     severity: ClassVar[Severity] = Severity.P1
     libraries: ClassVar[tuple[str, ...]] = ()
-    """Client libraries the check's connectors import (`psycopg`, `boto3`): imported before the clock
+    """Client libraries the check's connectors import (`psycopg`, `botocore.session`): imported before the clock
     starts, so a busy machine's slow imports are never taken for a slow system."""
 
     def applies(self, ctx: Context) -> str | None:

@@ -1,6 +1,6 @@
 """Spreading one doctor run over two processes, so its CPU-bound part uses both cores of a small machine.
 
-A doctor run is mostly CPU spent importing client libraries (boto3, psycopg, modal, httpx), and threads
+A doctor run is mostly CPU spent importing client libraries (botocore, psycopg, modal, httpx), and threads
 cannot overlap imports (the GIL). So, when it is safe, the runner forks once: the child imports and runs the
 checks that need AWS, Postgres or nothing but local files, while the parent imports and runs the ones that
 talk HTTP and gRPC (Prefect, Modal, the hosting platforms). The child sends back its findings and what its
@@ -38,7 +38,7 @@ from pipectl.redact import redactor
 
 _log = logging.getLogger("pipectl.spread")
 
-CHILD_LIBRARIES = frozenset({"boto3", "psycopg"})
+CHILD_LIBRARIES = frozenset({"botocore.session", "psycopg"})
 """Checks needing one of these, or no client library at all, run in the child."""
 _GRACE = 30.0
 """Seconds, beyond the checks' own timeout, the parent waits for the child (its imports take time too)."""
@@ -75,7 +75,7 @@ _helper: _Helper | None = None
 
 
 def start_helper() -> None:
-    """Fork now the process that will run the child's half of the next run, so it imports boto3 and psycopg
+    """Fork now the process that will run the child's half of the next run, so it imports botocore and psycopg
     (a third of doctor's CPU) while this one parses the config and loads the checks. Does nothing where a
     run would not be spread; an unused helper is stopped when this process ends or a run stays in one."""
     global _helper

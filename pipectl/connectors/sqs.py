@@ -1,17 +1,16 @@
-"""SQS: queue depth and DLQ redrive. The only place pipectl talks to SQS (boto3 is imported lazily)."""
+"""SQS: queue depth and DLQ redrive. The only place pipectl talks to SQS (clients come from `aws`)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from pipectl.connectors import aws
 from pipectl.deadline import waiting_on
 from pipectl.errors import ConnectorError, NotFound, Unauthorized, Unreachable, UsageError
 
@@ -248,61 +247,11 @@ def _arn(client, url: str) -> str:
 def queue_client(url: str, endpoint_url: str | None, region: str | None, timeout: float,
                  environ: Mapping[str, str] | None = None):
     """A client for the queue's region; credentials from `environ` (e.g. the config's .env) when given,
-    else boto3's usual chain."""
+    else the AWS credential chain."""
     ref = parse_queue_url(url, endpoint_url)
     if region and ref.region and region != ref.region:
         raise UsageError(f"queue {ref.name} is in region {ref.region} but region {region} was requested")
-    return _region_client(region or ref.region, endpoint_url, timeout, environ)
-
-
-_SESSION_TTL = 300.0
-_sessions: dict[tuple, tuple[float, object, threading.Lock]] = {}
-_sessions_lock = threading.Lock()
-
-
-def _session(env: Mapping[str, str]) -> tuple[object, threading.Lock]:
-    """A boto3 session for these credentials, shared for a few minutes.
-
-    Not the default session: it caches credentials, hiding later changes to the environment; so sessions
-    are keyed by the credentials given and by every AWS_* variable of the process (the chain falls back to
-    them, and to the files and roles they name). Not a new session per call either: each one loads
-    botocore's endpoint and service models again (~100 ms of CPU per client, most of an SQS check). After
-    `_SESSION_TTL` seconds a session is rebuilt, so a long `pipectl serve` sees a profile's rotated keys."""
-    import boto3.session
-
-    key = (tuple(env.get(name) or None for name in (*sorted(AWS_KEY_NAMES), "AWS_PROFILE")),
-           frozenset((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
-    now = time.monotonic()
-    with _sessions_lock:
-        made, session, lock = _sessions.get(key, (0.0, None, None))
-        if session is None or now - made > _SESSION_TTL:
-            session = boto3.session.Session(
-                aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
-                aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
-                aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
-                profile_name=env.get("AWS_PROFILE") or None,
-            )
-            lock = threading.Lock()
-            if len(_sessions) >= 8:
-                _sessions.clear()
-            _sessions[key] = (now, session, lock)
-        return session, lock
-
-
-def _region_client(region: str | None, endpoint_url: str | None, timeout: float,
-                   environ: Mapping[str, str] | None = None):
-    from botocore.config import Config
-    from botocore.exceptions import NoRegionError
-
-    config = Config(
-        retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=timeout, read_timeout=timeout
-    )
-    try:
-        session, lock = _session(environ or {})
-        with lock:  # a boto3 session is not thread-safe; the clients it makes are
-            return session.client("sqs", region_name=region, endpoint_url=endpoint_url, config=config)
-    except NoRegionError:
-        raise UsageError("no AWS region for a non-AWS queue URL: pass a region or set AWS_REGION") from None
+    return aws.client("sqs", region or ref.region, endpoint_url, timeout, environ)
 
 
 @contextlib.contextmanager
@@ -316,7 +265,7 @@ def mapped_errors(doing: str, url: str) -> Iterator[None]:
             yield
     except (bx.NoCredentialsError, bx.PartialCredentialsError):
         raise Unauthorized(
-            "no usable AWS credentials: boto3 looks for AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "no usable AWS credentials: the AWS credential chain looks for AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
             "(and AWS_SESSION_TOKEN), then AWS_PROFILE / ~/.aws/credentials, then an instance role"
         ) from None
     except (bx.ConnectTimeoutError, bx.ReadTimeoutError) as exc:
@@ -351,27 +300,10 @@ def _one_line(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-AWS_KEY_NAMES = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
-"""Variables boto3's credential chain reads first; a profile, SSO or a role can stand in for them."""
-
-
-def credential_source(environ: Mapping[str, str] | None = None) -> str | None:
-    """Where boto3's credential chain finds AWS credentials for this environment (`env`, `shared-credentials-file`,
-    `sso`, `assume-role`, `iam-role` …), or None when it finds none. Never the values; nothing is called
-    but the chain's own lookups."""
-    try:
-        session, lock = _session(environ or {})
-        with lock:
-            credentials = session.get_credentials()
-    except Exception:  # noqa: BLE001 - a broken profile is "no credentials" here; sqs.queue says why
-        return None
-    return getattr(credentials, "method", None) or ("found" if credentials else None)
-
-
 def dead_letter_pairs(region: str | None, endpoint_url: str | None, timeout: float,
                       environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
     """(queue URL, its dead-letter queue's URL or None) for every queue that has a RedrivePolicy."""
-    client = _region_client(region, endpoint_url, timeout, environ)
+    client = aws.client("sqs", region, endpoint_url, timeout, environ)
     with mapped_errors("list the queues of", endpoint_url or f"region {region}"):
         urls = client.list_queues(MaxResults=1000).get("QueueUrls", [])
         attrs = {url: client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn", "RedrivePolicy"])
