@@ -11,6 +11,7 @@ from pipectl.checks.prefect_api import Budget, DeploymentsCheck, api, prefect_cl
 from pipectl.checks.prefect_stalled import HISTORY, allowed_runtime
 
 from pipectl.connectors import prefect as prefect_api
+from pipectl.connectors import prefect_runs
 from pipectl.durations import format_duration
 from pipectl.interface import Context
 from pipectl.model import Finding, Severity
@@ -139,7 +140,7 @@ def _concurrency(ctx: Context, budget: Budget, entry: Any, deployment: prefect_a
               f"they need (`prefect global-concurrency-limit update {shlex.quote(gcl)} --limit N`), or give "
               f"{name} a limit of its own." if gcl and not own else "")
     if limit == 0:
-        late = prefect_api.count_late_runs(*api(ctx), deployment_id=deployment.id, timeout=budget.left())
+        late = prefect_runs.count_late_runs(*api(ctx), deployment_id=deployment.id, timeout=budget.left())
         evidence["late_runs"] = late
         return [Problem(
             "concurrency_zero",
@@ -151,8 +152,8 @@ def _concurrency(ctx: Context, budget: Budget, entry: Any, deployment: prefect_a
             shared or (f"Or set the limit it needs instead: `prefect global-concurrency-limit update "
                        f"{shlex.quote(gcl)} --limit N`." if own else ""),
         )]
-    waiting = prefect_api.recent_flow_runs(*api(ctx), deployment.id, limit=WAITING_PAGE, timeout=budget.left(),
-                                           state_types=("SCHEDULED",), state_names=(prefect_api.AWAITING_SLOT,))
+    waiting = prefect_runs.recent_flow_runs(*api(ctx), deployment.id, limit=WAITING_PAGE, timeout=budget.left(),
+                                            state_types=("SCHEDULED",), state_names=(prefect_api.AWAITING_SLOT,))
     if not waiting:
         return []
     now = datetime.now(UTC)
@@ -172,13 +173,13 @@ def _concurrency(ctx: Context, budget: Budget, entry: Any, deployment: prefect_a
     taken = deployment.concurrency_slots_taken
     if taken is not None and taken < limit:
         return []  # a slot is free: the worker's next poll starts the oldest
-    finished = prefect_api.recent_flow_runs(*api(ctx), deployment.id, limit=HISTORY, timeout=budget.left(),
-                                            state_types=("COMPLETED",))
+    finished = prefect_runs.recent_flow_runs(*api(ctx), deployment.id, limit=HISTORY, timeout=budget.left(),
+                                             state_types=("COMPLETED",))
     allowed = allowed_runtime(entry.max_runtime, finished)
     if waited <= allowed:
         return []
-    holders = prefect_api.recent_flow_runs(*api(ctx), deployment.id, limit=WAITING_PAGE, timeout=budget.left(),
-                                           state_types=("PENDING", "RUNNING", "CANCELLING"))
+    holders = prefect_runs.recent_flow_runs(*api(ctx), deployment.id, limit=WAITING_PAGE, timeout=budget.left(),
+                                            state_types=("PENDING", "RUNNING", "CANCELLING"))
     evidence.update(awaiting_slot_allowed=format_duration(allowed), slot_holders=[r.id for r in holders])
     if own and taken is not None and len(holders) < taken:
         return [Problem(

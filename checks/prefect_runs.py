@@ -10,6 +10,7 @@ from pipectl.checks.prefect_api import Budget, DeploymentsCheck, api, prefect_cl
 
 from pipectl.config import DeploymentConfig, PipelineConfig, StateTable
 from pipectl.connectors import prefect as prefect_api
+from pipectl.connectors import prefect_runs
 from pipectl.errors import ConnectorError, UsageError
 from pipectl.interface import Context
 from pipectl.model import Finding, Severity
@@ -75,9 +76,9 @@ class PrefectRuns(DeploymentsCheck):
                     deployment: prefect_api.DeploymentInfo) -> Finding:
         name = entry.name
         pool = deployment.work_pool_name or entry.work_pool
-        late = prefect_api.count_late_runs(*api(ctx), deployment_id=deployment.id, timeout=budget.left())
-        runs = prefect_api.recent_flow_runs(*api(ctx), deployment.id, limit=RECENT, timeout=budget.left(),
-                                            state_types=FINAL)
+        late = prefect_runs.count_late_runs(*api(ctx), deployment_id=deployment.id, timeout=budget.left())
+        runs = prefect_runs.recent_flow_runs(*api(ctx), deployment.id, limit=RECENT, timeout=budget.left(),
+                                             state_types=FINAL)
         latest = runs[0] if runs else None
         evidence: dict[str, Any] = {
             "deployment": name,
@@ -141,7 +142,7 @@ class PrefectRuns(DeploymentsCheck):
                        subject=name, evidence=evidence)
 
     def _silent_failure(self, ctx: Context, budget: Budget, entry: DeploymentConfig,
-                        run: prefect_api.FlowRunInfo, evidence: dict[str, Any]) -> Finding | None:
+                        run: prefect_runs.FlowRunInfo, evidence: dict[str, Any]) -> Finding | None:
         from pipectl.connectors.rows import rows_not_moved_since
 
         moves = entry.moves

@@ -9,6 +9,7 @@ from typing import Any
 from pipectl.checks.prefect_api import Budget, DeploymentsCheck, api, prefect_curl, runs_text
 
 from pipectl.connectors import prefect as prefect_api
+from pipectl.connectors import prefect_runs
 from pipectl.durations import format_duration
 from pipectl.interface import Context
 from pipectl.model import Finding, Severity
@@ -28,7 +29,7 @@ _CANCELLED = {"type": "CANCELLED", "name": "Cancelled",
 """Forced: a CANCELLING run with no process behind it would wait for its worker forever."""
 
 
-def allowed_runtime(configured: timedelta | None, finished: list[prefect_api.FlowRunInfo]) -> timedelta:
+def allowed_runtime(configured: timedelta | None, finished: list[prefect_runs.FlowRunInfo]) -> timedelta:
     """How long a run of this deployment may stay RUNNING or PENDING before it counts as stalled."""
     if configured is not None:
         return configured
@@ -58,14 +59,14 @@ class PrefectStalled(DeploymentsCheck):
                                                                                          deployment))
 
     def _deployment(self, ctx: Context, budget: Budget, entry: Any, deployment: prefect_api.DeploymentInfo) -> Finding:
-        active = prefect_api.recent_flow_runs(*api(ctx), deployment.id, limit=HISTORY, timeout=budget.left(),
-                                              state_types=("RUNNING", "PENDING", "CANCELLING"))
-        finished = prefect_api.recent_flow_runs(*api(ctx), deployment.id, limit=HISTORY, timeout=budget.left(),
-                                                state_types=("COMPLETED",))
+        active = prefect_runs.recent_flow_runs(*api(ctx), deployment.id, limit=HISTORY, timeout=budget.left(),
+                                               state_types=("RUNNING", "PENDING", "CANCELLING"))
+        finished = prefect_runs.recent_flow_runs(*api(ctx), deployment.id, limit=HISTORY, timeout=budget.left(),
+                                                 state_types=("COMPLETED",))
         return self._judge(ctx, entry.name, allowed_runtime(entry.max_runtime, finished), active)
 
     def _judge(self, ctx: Context, name: str, allowed: timedelta,
-               active: list[prefect_api.FlowRunInfo]) -> Finding:
+               active: list[prefect_runs.FlowRunInfo]) -> Finding:
         now = datetime.now(UTC)
         # RUNNING since it started; PENDING or CANCELLING since it entered that state (a Late run picked up
         # now is PENDING with an old expected start, and is not stalled)

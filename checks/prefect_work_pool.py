@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pipectl.checks.prefect_api import Budget, DeploymentsCheck, api, prefect_cli, runs_text
 
 from pipectl.connectors import prefect as prefect_api
+from pipectl.connectors import prefect_runs
 from pipectl.interface import Context
 from pipectl.model import Finding
 
@@ -55,7 +56,7 @@ class PrefectWorkPool(DeploymentsCheck):
                 advice="Use the pool type production uses (process, docker, kubernetes, prefect:managed …); "
                        "the worker keeps running: start it where workers run.",
             )
-        late = prefect_api.count_late_runs(*api(ctx), pool=name, timeout=budget.left())
+        late = prefect_runs.count_late_runs(*api(ctx), pool=name, timeout=budget.left())
         now = datetime.now(UTC)
         live = [w for w in info.workers if w.status == "ONLINE" and w.last_heartbeat is not None]
         newest = max((w.last_heartbeat for w in info.workers if w.last_heartbeat), default=None)
@@ -142,5 +143,5 @@ def _held_by_deployment_limits(ctx: Context, budget: Budget, users: list[str]) -
     for user in users:
         deployment = prefect_api.read_deployment(*api(ctx), user, timeout=budget.left())
         if deployment is not None and deployment.concurrency_limit == 0:
-            held[user] = prefect_api.count_late_runs(*api(ctx), deployment_id=deployment.id, timeout=budget.left())
+            held[user] = prefect_runs.count_late_runs(*api(ctx), deployment_id=deployment.id, timeout=budget.left())
     return {user: late for user, late in held.items() if late}

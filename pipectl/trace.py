@@ -153,6 +153,7 @@ def _prefect(config: PipelineConfig, item_id: str, timeout: float) -> _Part:
     if not config.prefect.deployments:
         return _unavailable("prefect", "no [[prefect.deployments]] configured", "no deployment configured")
     from pipectl.connectors import prefect as api
+    from pipectl.connectors import prefect_runs
 
     part, runs, unread = _Part("prefect"), [], 0
     for entry in config.prefect.deployments:
@@ -160,7 +161,7 @@ def _prefect(config: PipelineConfig, item_id: str, timeout: float) -> _Part:
             deployment = api.read_deployment(url, key, entry.name, timeout)
             if deployment is None:
                 raise NotFound("deployment not found")
-            listed = api.flow_runs_with_parameters(url, key, deployment.id, RUNS_SEARCHED, timeout)
+            listed = prefect_runs.flow_runs_with_parameters(url, key, deployment.id, RUNS_SEARCHED, timeout)
         except Unreachable as exc:  # the API is down: the other deployments would only wait as long
             unread = part.note("unavailable", str(exc)) + len(config.prefect.deployments)
             break
@@ -176,12 +177,12 @@ def _prefect(config: PipelineConfig, item_id: str, timeout: float) -> _Part:
         part.note("note", f"{len(runs)} flow runs name it: the latest {RUNS_SHOWN} are shown")
     runs = runs[:RUNS_SHOWN]
     try:
-        histories = api.flow_run_states(url, key, [r.id for _, r, _ in runs], timeout) if runs else {}
+        histories = prefect_runs.flow_run_states(url, key, [r.id for _, r, _ in runs], timeout) if runs else {}
     except PipectlError as exc:  # the runs still show, with their current state only
         histories, unread = {}, unread + part.note("unavailable", f"state histories: {exc}")
     for deployment, run, parameter in runs:
         data = {"deployment": deployment, "flow_run_id": run.id, "flow_run_name": run.name, "parameter": parameter}
-        current = api.StateInfo(run.state_type, run.state_name, run.state_since, None)
+        current = prefect_runs.StateInfo(run.state_type, run.state_name, run.state_since, None)
         for state in histories.get(run.id) or [current]:
             message = f": {_short(state.message)}" if state.message else ""
             part.events.append(Event(state.timestamp, "prefect", "flow-run-state",

@@ -12,7 +12,7 @@ from typing import Any
 from pipectl import secrets
 from pipectl.config import PipelineConfig
 from pipectl.connectors import prefect as prefect_api
-from pipectl.connectors import prefect_write
+from pipectl.connectors import prefect_runs, prefect_write
 from pipectl.errors import ConnectorError
 from pipectl.repair import Change, JournalRun, Outcome, Plan, Repair
 from pipectl.repairs.parameters import checked
@@ -111,7 +111,7 @@ class TriggerRun(Repair):
         self._deadline = deadline = time.monotonic() + self.timeout_s
         last = None
         while True:
-            run = prefect_api.read_flow_run(*self._api, self.run_id, timeout=self._timeout)
+            run = prefect_runs.read_flow_run(*self._api, self.run_id, timeout=self._timeout)
             self._state = run.state_name or self._state
             if run.state_name != last:
                 last = run.state_name

@@ -25,6 +25,7 @@ import pytest
 
 from pipectl import deadline
 from pipectl.connectors import prefect as connector
+from pipectl.connectors import prefect_runs
 from pipectl.connectors import prefect_write as writes
 from pipectl.connectors.prefect_client import WRITE_ATTEMPTS
 from pipectl.errors import ConnectorError, NotFound, Unauthorized, Unreachable
@@ -188,9 +189,9 @@ def test_reads_equal_what_the_server_holds(sandbox):
     pool = connector.read_work_pool(url, None, POOL)
     names = connector.secret_block_names(url, None)
     values = {name: connector.read_secret_block(url, None, name) for name in names}
-    late = (connector.count_late_runs(url, None, pool=POOL),
-            connector.count_late_runs(url, None, deployment_id=deployment.id))
-    recent = connector.recent_flow_runs(url, None, deployment.id, limit=5)
+    late = (prefect_runs.count_late_runs(url, None, pool=POOL),
+            prefect_runs.count_late_runs(url, None, deployment_id=deployment.id))
+    recent = prefect_runs.recent_flow_runs(url, None, deployment.id, limit=5)
 
     async def read(client):
         late_filter = FlowRunFilter(state=FlowRunFilterState(name=FlowRunFilterStateName(any_=["Late"])))
@@ -237,10 +238,10 @@ def test_reads_equal_what_the_server_holds(sandbox):
     assert connector.read_work_pool(url, None, "no such pool") is None
     assert connector.read_secret_block(url, None, "no-such-block") is None
     with pytest.raises(NotFound):
-        connector.read_flow_run(url, None, "00000000-0000-0000-0000-000000000000")
+        prefect_runs.read_flow_run(url, None, "00000000-0000-0000-0000-000000000000")
     if truth["any_run"]:
         (r,) = truth["any_run"]
-        run = connector.read_flow_run(url, None, str(r.id))
+        run = prefect_runs.read_flow_run(url, None, str(r.id))
         assert (run.id, run.name, run.expected_start_time) == (str(r.id), r.name, r.expected_start_time)
         assert run.deployment_id == (str(r.deployment_id) if r.deployment_id else None)
 
@@ -282,7 +283,7 @@ def test_a_5xx_is_retried_once_and_only_once(fake):
 def test_a_dropped_connection_is_retried_once(fake):
     server = fake({("POST", "/flow_runs/count"): ["drop", (200, 3)],
                    ("POST", "/work_pools/filter"): ["drop"]})
-    assert connector.count_late_runs(server.url, KEY, pool="p", timeout=20) == 3
+    assert prefect_runs.count_late_runs(server.url, KEY, pool="p", timeout=20) == 3
     assert len(server.calls("POST", "/flow_runs/count")) == 2
     with pytest.raises(Unreachable, match="unreachable"):
         connector.api_health(server.url, KEY, timeout=20)
@@ -413,7 +414,7 @@ def test_secret_block_names_read_every_page(fake):
 def test_a_csrf_protected_server_gets_a_token(fake):
     server = fake({("POST", "/flow_runs/count"): [(403, {"detail": "Missing CSRF token."}), (200, 0)],
                    ("GET", "/csrf-token"): [(200, {"token": "tok", "expiration": "2999-01-01T00:00:00Z"})]})
-    assert connector.count_late_runs(server.url, KEY, pool="p", timeout=10) == 0
+    assert prefect_runs.count_late_runs(server.url, KEY, pool="p", timeout=10) == 0
     last = [r for r in server.requests if r.method == "POST"][-1]
     assert last.headers.get("Prefect-Csrf-Token") == "tok"
     assert last.body["work_pools"] == {"name": {"any_": ["p"]}}

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from pipectl.checks.prefect_stalled import FLOOR, WITHOUT_HISTORY, PrefectStalled, allowed_runtime
 from pipectl.config import PipelineConfig
-from pipectl.connectors.prefect import FlowRunInfo
+from pipectl.connectors.prefect_runs import FlowRunInfo
 from pipectl.interface import Context
 from pipectl.model import Status
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipectl.connectors import prefect as prefect_api
+from pipectl.connectors import prefect_runs
 from pipectl.journal import Journal
 from pipectl.repair import Outcome
 from pipectl.repairs.trigger import rows_verdict
@@ -71,7 +72,7 @@ def test_rows_verdict_table():
 
 def runs_named(sandbox, name: str) -> list:
     api = sandbox.state.prefect_api_url
-    runs = prefect_api.recent_flow_runs(api, None, prefect_api.read_deployment(api, None, ORCHESTRATOR).id, limit=50)
+    runs = prefect_runs.recent_flow_runs(api, None, prefect_api.read_deployment(api, None, ORCHESTRATOR).id, limit=50)
     return [r for r in runs if r.name == name]
 
 

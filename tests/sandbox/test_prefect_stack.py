@@ -19,6 +19,7 @@ from tests.fixtures.postgres import create_database, drop_database
 
 from pipectl import errors
 from pipectl.connectors import prefect as connector
+from pipectl.connectors import prefect_runs
 from pipectl.connectors import prefect_write as writes
 from pipectl.sandbox import prefect_stack as stack
 from pipectl.sandbox import procs
@@ -152,9 +153,9 @@ def test_connector_reads(api_url, seeded, worker):
     assert connector.read_secret_block(api_url, None, "no-such-block") is None
     assert connector.read_deployment(api_url, None, "process_job/no-such") is None
     assert connector.read_work_pool(api_url, None, "no-such-pool") is None
-    assert connector.count_late_runs(api_url, None, pool=stack.POOL) == 0
+    assert prefect_runs.count_late_runs(api_url, None, pool=stack.POOL) == 0
     with pytest.raises(errors.NotFound):
-        connector.read_flow_run(api_url, None, "00000000-0000-0000-0000-000000000000")
+        prefect_runs.read_flow_run(api_url, None, "00000000-0000-0000-0000-000000000000")
     with pytest.raises(errors.UsageError):
         connector.read_deployment(api_url, None, "no-slash")
 
@@ -213,7 +214,7 @@ def test_incident_run_completes_while_rows_stay_queued(api_url, seeded, worker, 
         picked_up = None
         deadline = time.monotonic() + 90
         while True:
-            run = connector.read_flow_run(api_url, None, run_id)
+            run = prefect_runs.read_flow_run(api_url, None, run_id)
             if picked_up is None and run.state_type != "SCHEDULED":
                 picked_up = time.monotonic() - started
             if run.is_final:
@@ -231,7 +232,7 @@ def test_incident_run_completes_while_rows_stay_queued(api_url, seeded, worker, 
     # The flow got no Modal credentials: neither ours nor the worker caller's leaked into it.
     assert "AuthError" in (base / "run" / "prefect-worker.log").read_text()
 
-    recent = connector.recent_flow_runs(api_url, None, deployment.id, limit=5)
+    recent = prefect_runs.recent_flow_runs(api_url, None, deployment.id, limit=5)
     assert recent[0].id == run_id and recent[0].name == "incident-repro"
     assert recent[0].start_time <= recent[0].end_time
 
