@@ -47,7 +47,7 @@ class UnblockJobPipeline(Playbook):
 
 def _in_motion(ctx: PlaybookContext) -> bool:
     """Whether work is still on its way: messages in the queues, or runs scheduled, pending or running."""
-    from pipectl.connectors import prefect, sqs
+    from pipectl.connectors import prefect, prefect_runs, sqs
 
     config = ctx.config
     for queue in config.queues:
@@ -59,9 +59,10 @@ def _in_motion(ctx: PlaybookContext) -> bool:
     api = (config.prefect.api_url, config.prefect.api_key)
     if not api[0]:
         return False
+    timeout = config.prefect.timeout
     ids = [d.id for entry in config.prefect.deployments
-           if (d := prefect.read_deployment(*api, entry.name, timeout=5.0)) is not None]
-    return bool(ids) and prefect.count_moving_runs(*api, ids, timeout=5.0) > 0
+           if (d := prefect.read_deployment(*api, entry.name, timeout=timeout)) is not None]
+    return bool(ids) and prefect_runs.count_moving_runs(*api, ids, timeout=timeout) > 0
 
 
 def _service_steps(ctx: PlaybookContext) -> list[Step]:

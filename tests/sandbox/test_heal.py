@@ -11,6 +11,7 @@ import json
 import pytest
 
 from pipectl.connectors import prefect as prefect_api
+from pipectl.connectors import prefect_runs
 from pipectl.sandbox import database, prefect_stack, queues
 from pipectl.sandbox.layout import ORCHESTRATOR, POOL, Layout
 
@@ -82,7 +83,7 @@ def test_heal_clears_the_run_history(sandbox):
     _crashed_flow_run(sandbox)
     sandbox.heal()
     deployment = prefect_api.read_deployment(sandbox.state.prefect_api_url, None, ORCHESTRATOR)
-    assert prefect_api.recent_flow_runs(sandbox.state.prefect_api_url, None, deployment.id, limit=5) == []
+    assert prefect_runs.recent_flow_runs(sandbox.state.prefect_api_url, None, deployment.id, limit=5) == []
 
 
 def test_heal_says_what_still_fails_and_exits_1(sandbox, run_cli):

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from pipectl.connectors import prefect as prefect_api
+from pipectl.connectors import prefect_runs
 from pipectl.connectors import sqs as sqs_api
 from pipectl.errors import NotFound
 from pipectl.sandbox import prefect_stack, procs, stack
@@ -17,7 +18,7 @@ from pipectl.sandbox.layout import ORCHESTRATOR, PROCESS_JOB, ROWS, Layout
 
 def latest_run(sandbox):
     deployment = prefect_api.read_deployment(sandbox.state.prefect_api_url, None, ORCHESTRATOR)
-    return prefect_api.recent_flow_runs(sandbox.state.prefect_api_url, None, deployment.id, limit=1)[0]
+    return prefect_runs.recent_flow_runs(sandbox.state.prefect_api_url, None, deployment.id, limit=1)[0]
 
 
 def test_healthy_sandbox_runs_the_orchestrator_end_to_end(sandbox):
@@ -57,7 +58,7 @@ def test_no_worker_makes_runs_late(sandbox):
     sandbox.break_("no-worker")
     assert not stack.worker_running(sandbox.layout)
     deployment = prefect_api.read_deployment(sandbox.state.prefect_api_url, None, ORCHESTRATOR)
-    assert prefect_api.count_late_runs(sandbox.state.prefect_api_url, None, deployment_id=deployment.id) == 1
+    assert prefect_runs.count_late_runs(sandbox.state.prefect_api_url, None, deployment_id=deployment.id) == 1
     assert sandbox.counts() == {"PENDING": ROWS}
 
 

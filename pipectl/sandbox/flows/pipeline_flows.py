@@ -113,7 +113,7 @@ def spawn_workers(state_ids: list[int], step_name: str, timeout: float) -> dict[
 
 @flow
 def dispatch_pending_items(
-    step_name: str = DEFAULT_STEP, batch_size: int = 100, spawn_timeout: float = 5.0
+    step_name: str = DEFAULT_STEP, batch_size: int = 100, spawn_timeout: float = 60.0
 ) -> dict[str, Any]:
     state_ids = queue_pending_rows(step_name, batch_size)
     if not state_ids:
@@ -137,7 +137,7 @@ def advance_completed_items(step_name: str = DEFAULT_STEP) -> dict[str, int]:
 
 @flow(name="orchestrator-main")
 def orchestrator_main(
-    step_name: str = DEFAULT_STEP, batch_size: int = 100, spawn_timeout: float = 5.0
+    step_name: str = DEFAULT_STEP, batch_size: int = 100, spawn_timeout: float = 60.0
 ) -> dict[str, Any]:
     dispatched = dispatch_pending_items(step_name, batch_size, spawn_timeout)
     counts = advance_completed_items(step_name)
