@@ -16,8 +16,10 @@ def wheel(tmp_path_factory) -> Path:
     """Built from a clean copy of the sources, so no stale build/ folder can slip files into it."""
     out = tmp_path_factory.mktemp("dist")
     source = tmp_path_factory.mktemp("src") / "pipectl"
+    # `.venv*`: CI keeps two virtualenvs in the checkout, one still being installed while this copies
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pipectl-sandbox", "pipectl.toml"))
+        ".git", ".venv*", ".ci-*.log", "build", "dist", "*.egg-info", "__pycache__", ".pipectl-sandbox",
+        "pipectl.toml", ".pytest_cache"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(source)],
         check=True, capture_output=True, timeout=300,
