@@ -85,9 +85,12 @@ def start_helper() -> None:
     answer_read, answer_write = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the helper; its findings are what the tests look at
-        os.close(job_write)
-        os.close(answer_read)
-        _serve(job_read, answer_write)
+        try:
+            os.close(job_write)
+            os.close(answer_read)
+            _serve(job_read, answer_write)
+        finally:
+            os._exit(1)  # whatever happens, the helper never returns into the parent's code
     os.close(job_read)
     os.close(answer_write)
     _helper = _Helper(pid, job_write, answer_read)
